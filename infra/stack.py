@@ -1,0 +1,72 @@
+"""One deployment: composes the constructs and wires the grants between them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from infra import layout
+from infra.config import PipelineConfig
+from infra.personalize_access import PersonalizeAccess
+from infra.sagemaker_role import SageMakerRole
+from infra.storage import PrefixGrant, Storage
+
+
+class RecopsStack(Stack):
+    """Environment-agnostic: deployable to any account and region after `cdk bootstrap`."""
+
+    def __init__(self, scope: Construct, *, config: PipelineConfig, **kwargs: Any) -> None:
+        super().__init__(
+            scope,
+            config.prefix,
+            stack_name=config.prefix,
+            description=f"recops recommendation pipeline '{config.prefix}'",
+            **kwargs,
+        )
+        kms_key = (
+            kms.Key.from_key_arn(self, "DataKey", config.kms_key_arn)
+            if config.kms_key_arn
+            else None
+        )
+        self.storage = Storage(self, "Storage", retain_data=config.retain_data, kms_key=kms_key)
+        data, artifacts = self.storage.data, self.storage.artifacts
+        self.personalize = PersonalizeAccess(
+            self,
+            "Personalize",
+            grants=[
+                PrefixGrant(data, layout.DATA.personalize_import),
+                PrefixGrant(artifacts, layout.ARTIFACTS.personalize_batch_input),
+                PrefixGrant(artifacts, layout.ARTIFACTS.personalize_batch_output, write=True),
+            ],
+            kms_key=kms_key,
+        )
+        self.sagemaker = SageMakerRole(
+            self,
+            "SageMaker",
+            job_name_prefix=config.prefix,
+            grants=[
+                PrefixGrant(data, layout.DATA.raw),
+                PrefixGrant(data, layout.DATA.prepared, write=True),
+                PrefixGrant(data, layout.DATA.personalize_import, write=True),
+                PrefixGrant(artifacts, layout.ARTIFACTS.code),
+                PrefixGrant(artifacts, layout.ARTIFACTS.models, write=True),
+                PrefixGrant(artifacts, layout.ARTIFACTS.predictions, write=True),
+                PrefixGrant(artifacts, layout.ARTIFACTS.reports, write=True),
+            ],
+            kms_key=kms_key,
+        )
+        self._outputs()
+
+    def _outputs(self) -> None:
+        values = {
+            "DataBucketName": self.storage.data.bucket_name,
+            "ArtifactsBucketName": self.storage.artifacts.bucket_name,
+            "AccessLogsBucketName": self.storage.access_logs.bucket_name,
+            "PersonalizeRoleArn": self.personalize.role.role_arn,
+            "SageMakerRoleArn": self.sagemaker.role.role_arn,
+        }
+        for name, value in values.items():
+            CfnOutput(self, name, value=value)
