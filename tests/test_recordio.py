@@ -91,3 +91,12 @@ def test_bad_input_is_explained():
         recordio.encode_sparse(np.zeros((2, 2), dtype=np.float32))
     with pytest.raises(ValueError, match="not RecordIO"):
         recordio.read_records(b"\x00" * 8)
+
+
+def test_parallel_halves_concatenate_to_the_same_bytes(monkeypatch):
+    matrix = _random_csr(np.random.default_rng(6), 1001, 300, 0.01)
+    labels = np.arange(1001, dtype=np.float32)
+    monkeypatch.setattr(recordio, "PARALLEL_MIN_ROWS", 10)
+    assert recordio.encode_sparse(matrix, labels) == _sdk_sparse(matrix, labels)
+    dense = np.random.default_rng(7).random((501, 3)).astype(np.float32)
+    assert recordio.encode_dense(dense) == _sdk_dense(dense)

@@ -91,7 +91,9 @@ def _read_one(path: Path, fmt: str, wanted: dict[str, str], dropped: Dropped) ->
         warnings.simplefilter("always")
         frame = pd.read_csv(
             path,
-            dtype=str,
+            # ids stay text (leading zeros matter); numbers are parsed natively, and anything
+            # unparseable is caught by the conversions in read_interactions
+            dtype={wanted[k]: str for k in ("USER_ID", "ITEM_ID", "EVENT_TYPE") if k in wanted},
             on_bad_lines="warn",
             keep_default_na=False,
             na_values=[""],
@@ -139,10 +141,10 @@ def filter_long_tail(
 ) -> pd.DataFrame:
     """Drop users and items with too few interactions (once, or repeated until none remain)."""
     while True:
-        user_counts = frame["USER_ID"].map(frame["USER_ID"].value_counts())
-        item_counts = frame["ITEM_ID"].map(frame["ITEM_ID"].value_counts())
-        rare_user = user_counts < min_user
-        rare_item = (item_counts < min_item) & ~rare_user
+        users = pd.factorize(frame["USER_ID"])[0]
+        items = pd.factorize(frame["ITEM_ID"])[0]
+        rare_user = np.bincount(users)[users] < min_user
+        rare_item = (np.bincount(items)[items] < min_item) & ~rare_user
         dropped.add(f"user with < {min_user} interactions", rare_user.sum())
         dropped.add(f"item with < {min_item} interactions", rare_item.sum())
         kept = frame[~(rare_user | rare_item)]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -23,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 MAGIC = 0xCED7230A
+PARALLEL_MIN_ROWS = 200_000
 _KEY = b"\x0a\x06values"  # map entry key: field 1, length 6, "values"
 
 
@@ -61,7 +63,10 @@ def varint_length(values: np.ndarray) -> np.ndarray:
     """Bytes needed for each value as a protobuf varint (values as uint64)."""
     v = np.asarray(values).astype(np.uint64, copy=False)
     length = np.ones(v.shape, dtype=np.int64)
+    top = int(v.max(initial=0))
     for shift in range(7, 64, 7):
+        if top < 1 << shift:
+            break
         length += v >= (np.uint64(1) << np.uint64(shift))
     return length
 
@@ -70,7 +75,11 @@ def _scatter_varints(
     out: np.ndarray, offsets: np.ndarray, values: np.ndarray, lengths: np.ndarray
 ) -> None:
     v = np.asarray(values).astype(np.uint64, copy=False)
-    for byte in range(int(lengths.max(initial=0))):
+    longest = int(lengths.max(initial=0))
+    if longest <= 1:  # the common case: every value below 128
+        out[offsets] = v.astype(np.uint8)
+        return
+    for byte in range(longest):
         rows = lengths > byte
         chunk = (v[rows] >> np.uint64(7 * byte)) & np.uint64(0x7F)
         more = (lengths[rows] > byte + 1).astype(np.uint64) << np.uint64(7)
@@ -78,9 +87,16 @@ def _scatter_varints(
 
 
 def _scatter_bytes(out: np.ndarray, offsets: np.ndarray, payload: np.ndarray) -> None:
-    """payload: (n, width) uint8, written at out[offsets[i] : offsets[i] + width]."""
-    if payload.size:
-        out[offsets[:, None] + np.arange(payload.shape[1])] = payload
+    """payload: (n, width) uint8, written at out[offsets[i] : offsets[i] + width].
+
+    One 1-D scatter per byte column is far cheaper than an (n, width) index array."""
+    for column in range(payload.shape[1]):
+        out[offsets + column] = payload[:, column]
+
+
+def _scatter_constant(out: np.ndarray, offsets: np.ndarray, constant: bytes) -> None:
+    for column, byte in enumerate(constant):
+        out[offsets + column] = byte
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,6 +139,8 @@ def _as_uint64(values: np.ndarray) -> np.ndarray:
 
 
 def _per_row_sum(per_value: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    if len(counts) and counts[0] > 0 and (counts == counts[0]).all():  # e.g. one-hot rows
+        return per_value.reshape(len(counts), int(counts[0])).sum(axis=1)
     bounds = np.concatenate([[0], np.cumsum(per_value)])
     ends = np.cumsum(counts)
     return bounds[ends] - bounds[ends - counts]
@@ -190,7 +208,7 @@ def _write_map_field(
 ) -> np.ndarray:
     n = len(at)
     at = _tag_and_length(out, at, tag, lay.entry)
-    _scatter_bytes(out, at, np.tile(np.frombuffer(_KEY, np.uint8), (n, 1)))
+    _scatter_constant(out, at, _KEY)
     at = _tag_and_length(out, at + len(_KEY), 0x12, lay.value)  # entry.value: Value
     at = _tag_and_length(out, at, (rows.kind.value_field << 3) | 2, lay.tensor)
     at = _write_packed(out, at, 0x0A, lay.values, rows.values, rows.counts, rows.kind.dtype)
@@ -202,7 +220,28 @@ def _write_map_field(
 
 
 def _encode(features: _Rows, labels: _Rows | None) -> bytes:
+    """Records are independent, so halves encode in parallel (numpy releases the GIL)."""
     n = len(features.counts)
+    if n < PARALLEL_MIN_ROWS:
+        return _encode_rows(features, labels)
+    half = n // 2
+    parts = [_slice(features, 0, half), _slice(features, half, n)]
+    label_parts = (
+        [None, None] if labels is None else [_slice(labels, 0, half), _slice(labels, half, n)]
+    )
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        encoded = list(pool.map(_encode_rows, parts, label_parts))
+    return b"".join(encoded)
+
+
+def _slice(rows: _Rows, start: int, stop: int) -> _Rows:
+    first = int(rows.counts[:start].sum())
+    last = first + int(rows.counts[start:stop].sum())
+    keys = None if rows.keys is None else rows.keys[first:last]
+    return _Rows(rows.kind, rows.values[first:last], rows.counts[start:stop], keys, rows.n_columns)
+
+
+def _encode_rows(features: _Rows, labels: _Rows | None) -> bytes:
     feature_layout = _layout(features)
     record_len = feature_layout.field.copy()
     label_layout = None
@@ -214,8 +253,9 @@ def _encode(features: _Rows, labels: _Rows | None) -> bytes:
     framed = 8 + ((record_len + 3) & ~3)  # zero padding to a multiple of 4
     starts = np.cumsum(framed) - framed
     out = np.zeros(int(framed.sum()), dtype=np.uint8)
-    _scatter_bytes(out, starts, np.full((n, 1), MAGIC, dtype="<u4").view(np.uint8))
-    _scatter_bytes(out, starts + 4, record_len.astype("<u4").reshape(-1, 1).view(np.uint8))
+    words = out.view("<u4")  # every record starts 4-byte aligned
+    words[starts // 4] = MAGIC
+    words[starts // 4 + 1] = record_len
     at = _write_map_field(out, starts + 8, 0x0A, features, feature_layout)
     if labels is not None:
         _write_map_field(out, at, 0x12, labels, label_layout)

@@ -1,0 +1,308 @@
+"""Benchmarks: `python -m bench.run_all [--only NAME] [--dataset ml-1m]` (or `make bench`).
+
+Each benchmark runs the project's code and the reference notebooks' method on the same data in
+the same process, checks that they produce the same result, and prints the speed ratio.
+Results are also written to bench/out/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench import notebook_reference as notebook
+from training import recordio
+from training.datasets import INTER_COLUMNS, movielens_path
+from training.evaluate import Holdout, broadcast, exclude_seen, popularity_ranking, score
+from training.features import one_hot, regression_target
+from training.interactions import (
+    Dropped,
+    deduplicate,
+    filter_long_tail,
+    index_ids,
+    read_interactions,
+)
+from training.split import temporal_holdout
+
+OUT = Path(__file__).resolve().parent / "out"
+COLUMNS = {
+    "USER_ID": INTER_COLUMNS["user_id"],
+    "ITEM_ID": INTER_COLUMNS["item_id"],
+    "TIMESTAMP": INTER_COLUMNS["timestamp"],
+    "EVENT_VALUE": INTER_COLUMNS["event_value"],
+}
+PUBLISHED = {
+    "popularity": {
+        "aws_mrr": 0.0644,
+        "precision@5": 0.0198,
+        "precision@10": 0.0201,
+        "precision@25": 0.0217,
+        "aws_ndcg@5": 0.0438,
+        "aws_ndcg@10": 0.0655,
+        "aws_ndcg@25": 0.1222,
+    },
+    "popularity, seen removed": {
+        "aws_mrr": 0.1476,
+        "precision@5": 0.0632,
+        "precision@10": 0.0560,
+        "precision@25": 0.0446,
+        "aws_ndcg@5": 0.1051,
+        "aws_ndcg@10": 0.1409,
+        "aws_ndcg@25": 0.2101,
+    },
+}
+
+
+def timed(function: Callable, *args, **kwargs):
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - started
+
+
+def _rows(path: Path, limit: int | None) -> Path:
+    """The dataset file, or its first `limit` rows in a temporary copy (quick mode)."""
+    if limit is None:
+        return path
+    lines = path.read_bytes().splitlines(keepends=True)[: limit + 1]
+    copy = Path(tempfile.mkdtemp()) / path.name
+    copy.write_bytes(b"".join(lines))
+    return copy
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def ours_prep(path: Path) -> bytes:
+    """The prep job's steps: read, de-duplicate, filter, index, label, one-hot, encode."""
+    dropped = Dropped()
+    frame = read_interactions([path], "tsv", COLUMNS, "s", dropped)
+    frame = filter_long_tail(deduplicate(frame, dropped), 1, 1, dropped)
+    indexed = index_ids(frame)
+    df = indexed.frame
+    examples = regression_target(
+        df["user"].to_numpy(), df["item"].to_numpy(), df["EVENT_VALUE"].to_numpy()
+    )
+    return recordio.encode_sparse(
+        one_hot(examples, indexed.n_users, indexed.n_items), examples.label
+    )
+
+
+def notebook_prep(path: Path) -> bytes:
+    """Notebook 004: read, index by merge, iterrows + lil_matrix, the SDK writer."""
+    df = pd.read_csv(
+        path,
+        sep="\t",
+        quoting=csv.QUOTE_NONE,
+        dtype={COLUMNS["USER_ID"]: str, COLUMNS["ITEM_ID"]: str},
+    )
+    df = df.rename(
+        columns={
+            COLUMNS["USER_ID"]: "customer_id",
+            COLUMNS["ITEM_ID"]: "product_id",
+            COLUMNS["EVENT_VALUE"]: "rating",
+        }
+    )
+    customers = np.sort(df["customer_id"].unique())
+    products = np.sort(df["product_id"].unique())
+    customer_index = pd.DataFrame({"customer_id": customers, "user": np.arange(len(customers))})
+    product_index = pd.DataFrame({"product_id": products, "item": np.arange(len(products))})
+    df["_order"] = np.arange(len(df))
+    df = df.merge(customer_index).merge(product_index)
+    df = df.sort_values("_order")  # keep file order, so both sides build the same rows
+    X, Y = notebook.load_dataset(df, len(customers), len(products))  # noqa: N806
+    return notebook.sdk_write_sparse(X.tocsr(), Y)
+
+
+def bench_prep(path: Path) -> dict:
+    ours, ours_s = timed(ours_prep, path)
+    theirs, theirs_s = timed(notebook_prep, path)
+    rows = sum(1 for _ in recordio.iter_payloads(ours))
+    return {
+        "rows": rows,
+        "ours_s": ours_s,
+        "notebook_s": theirs_s,
+        "ratio": theirs_s / ours_s,
+        "same_matrices": ours == theirs,
+        "target": 50,
+    }
+
+
+def bench_recordio(path: Path) -> dict:
+    frame = load_movielens_from(path)
+    indexed = index_ids(frame)
+    df = indexed.frame
+    examples = regression_target(
+        df["user"].to_numpy(), df["item"].to_numpy(), df["rating"].to_numpy()
+    )
+    matrix = one_hot(examples, indexed.n_users, indexed.n_items)
+    ours, ours_s = timed(recordio.encode_sparse, matrix, examples.label)
+    theirs, theirs_s = timed(notebook.sdk_write_sparse, matrix, examples.label)
+    return {
+        "rows": matrix.shape[0],
+        "ours_s": ours_s,
+        "sdk_s": theirs_s,
+        "ratio": theirs_s / ours_s,
+        "byte_identical": ours == theirs,
+        "megabytes": len(ours) / 1e6,
+        "target": 30,
+    }
+
+
+def load_movielens_from(path: Path) -> pd.DataFrame:
+    raw = pd.read_csv(
+        path,
+        sep="\t",
+        quoting=csv.QUOTE_NONE,
+        dtype={COLUMNS["USER_ID"]: str, COLUMNS["ITEM_ID"]: str},
+    )
+    frame = raw.rename(
+        columns={
+            COLUMNS["USER_ID"]: "USER_ID",
+            COLUMNS["ITEM_ID"]: "ITEM_ID",
+            COLUMNS["TIMESTAMP"]: "TIMESTAMP",
+            COLUMNS["EVENT_VALUE"]: "rating",
+        }
+    )
+    frame["TIMESTAMP"] = frame["TIMESTAMP"].astype(np.int64)
+    return frame
+
+
+def _holdout(frame: pd.DataFrame) -> tuple[Holdout, pd.DataFrame, pd.DataFrame, np.ndarray]:
+    mask = temporal_holdout(frame, 0.1)
+    train, held = frame[~mask], frame[mask]
+    users = pd.Index(np.sort(frame.USER_ID.unique()))
+    items = pd.Index(np.sort(frame.ITEM_ID.unique()))
+    holdout = Holdout(
+        len(users),
+        len(items),
+        users.get_indexer(held.USER_ID),
+        items.get_indexer(held.ITEM_ID),
+        users.get_indexer(train.USER_ID),
+        items.get_indexer(train.ITEM_ID),
+    )
+    return holdout, train, held, items.to_numpy()
+
+
+def ours_evaluation(holdout: Holdout) -> dict:
+    candidates = popularity_ranking(holdout, 100)
+    recs = broadcast(candidates, holdout.n_users)
+    return {
+        "popularity": score(recs[:, :25], holdout, [5, 10, 25]),
+        "popularity, seen removed": score(exclude_seen(recs, holdout, 25), holdout, [5, 10, 25]),
+    }
+
+
+def bench_evaluation(path: Path) -> dict:
+    frame = load_movielens_from(path)
+    holdout, train, held, item_ids = _holdout(frame)
+    ours, ours_s = timed(ours_evaluation, holdout)
+    topk = item_ids[popularity_ranking(holdout, 100)]
+
+    def notebook_both():
+        return {
+            "popularity": notebook.notebook_evaluation(train, held, topk, False),
+            "popularity, seen removed": notebook.notebook_evaluation(train, held, topk, True),
+        }
+
+    theirs, theirs_s = timed(notebook_both)
+    identical = all(
+        abs(ours[name][metric] - value) < 1e-12
+        for name, values in theirs.items()
+        for metric, value in values.items()
+    )
+    published = {
+        name: {
+            metric: {"ours": round(ours[name][metric], 4), "published": value}
+            for metric, value in PUBLISHED[name].items()
+        }
+        for name in PUBLISHED
+    }
+    return {
+        "users": len(holdout.eval_users),
+        "ours_s": ours_s,
+        "notebook_s": theirs_s,
+        "ratio": theirs_s / ours_s,
+        "identical_numbers": identical,
+        "target": 100,
+        "published": published,
+    }
+
+
+def bench_memory(path: Path) -> dict:
+    """Peak RSS of the whole prep job (default implicit target, 4 negatives) in a child process."""
+    with tempfile.TemporaryDirectory() as out:
+        options = Path(out) / "prep.json"
+        options.write_text(
+            json.dumps(
+                {
+                    "format": "tsv",
+                    "columns": COLUMNS,
+                    "min_user_interactions": 1,
+                    "min_item_interactions": 1,
+                }
+            )
+        )
+        started = time.perf_counter()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "training.prep",
+                "--input",
+                str(path),
+                "--output",
+                out,
+                "--options",
+                str(options),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"peak_mb": peak_mb, "seconds": seconds, "limit_mb": 2048}
+
+
+BENCHMARKS = {
+    "prep": bench_prep,
+    "recordio": bench_recordio,
+    "evaluation": bench_evaluation,
+    "memory": bench_memory,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run_all")
+    parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append")
+    parser.add_argument("--dataset", default="ml-1m", choices=["ml-100k", "ml-1m"])
+    parser.add_argument("--rows", type=int, help="use only the first N rows (a quick check)")
+    args = parser.parse_args(argv)
+    path = _rows(movielens_path(args.dataset), args.rows)
+    results = {}
+    for name in args.only or BENCHMARKS:
+        print(
+            f"== {name} on {args.dataset}{f' (first {args.rows} rows)' if args.rows else ''}",
+            flush=True,
+        )
+        results[name] = BENCHMARKS[name](path)
+        print(json.dumps(results[name], indent=2, default=str), flush=True)
+    OUT.mkdir(exist_ok=True)
+    (OUT / "results.json").write_text(
+        json.dumps({"dataset": args.dataset, "rows": args.rows, **results}, indent=2, default=str)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

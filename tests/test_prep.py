@@ -1,0 +1,201 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.notebook_reference import load_dataset
+from training import recordio
+from training.datasets import load_movielens, synthetic_interactions
+from training.features import implicit_target, one_hot, regression_target
+from training.interactions import Dropped, filter_long_tail, index_ids
+from training.prep import main
+from training.split import leave_last_out, temporal_holdout
+
+COLUMNS = {
+    "USER_ID": "user_id",
+    "ITEM_ID": "item_id",
+    "TIMESTAMP": "timestamp",
+    "EVENT_VALUE": "rating",
+}
+
+
+def _run(tmp_path, input_path, **options):
+    (tmp_path / "prep.json").write_text(json.dumps(options))
+    out = tmp_path / "out"
+    code = main(
+        ["--input", str(input_path), "--output", str(out), "--options", str(tmp_path / "prep.json")]
+    )
+    return code, out
+
+
+def test_end_to_end_on_synthetic_csv(tmp_path):
+    frame = synthetic_interactions(seed=1)
+    frame.to_csv(tmp_path / "interactions.csv", index=False)
+    code, out = _run(
+        tmp_path,
+        tmp_path / "interactions.csv",
+        columns=COLUMNS,
+        min_user_interactions=3,
+        min_item_interactions=3,
+        shard_records=20_000,
+    )
+    assert code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    rows = manifest["rows"]
+    assert rows["train"] + rows["holdout"] == rows["clean"]
+    assert manifest["input"]["rows_read"] == 20_000
+    assert rows["clean"] + sum(manifest["dropped"].values()) == 20_000  # nothing unaccounted
+    assert manifest["fm"]["feature_dim"] == manifest["users"] + manifest["items"] + 1
+    train, labels = recordio.read_sparse(
+        b"".join((out / p).read_bytes() for p in manifest["fm"]["shards"]["train"])
+    )
+    assert train.shape == (manifest["fm"]["train_records"], manifest["fm"]["feature_dim"])
+    assert set(np.unique(labels)) == {0.0, 1.0}
+    assert len(manifest["fm"]["shards"]["train"]) == -(-manifest["fm"]["train_records"] // 20_000)
+    personalize = pd.read_csv(out / "personalize" / "interactions.csv")
+    assert list(personalize.columns) == ["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_VALUE"]
+    assert len(personalize) == rows["train"]
+    schema = json.loads((out / "personalize" / "interactions.schema.json").read_text())
+    assert [f["name"] for f in schema["fields"]] == list(personalize.columns)
+    assert len(pd.read_csv(out / "evaluation" / "holdout.csv")) == rows["holdout"]
+
+
+def test_malformed_lines_missing_ids_and_bad_timestamps_are_counted(tmp_path):
+    body = "user_id,item_id,timestamp,rating\n" + "\n".join(
+        [f"u{u},i{i},{1000 + u * 10 + i},4" for u in range(6) for i in range(6)]
+        + ["u1,i1,5,5,extra,fields", ",i2,1200,3", "u2,i3,yesterday,2", "u3,i4,1300,great"]
+    )
+    (tmp_path / "i.csv").write_text(body + "\n")
+    code, out = _run(
+        tmp_path,
+        tmp_path / "i.csv",
+        columns=COLUMNS,
+        min_user_interactions=1,
+        min_item_interactions=1,
+        target="regression",
+    )
+    assert code == 0
+    dropped = json.loads((out / "manifest.json").read_text())["dropped"]
+    assert dropped == {
+        "malformed line": 1,
+        "missing USER_ID": 1,
+        "unparseable TIMESTAMP": 1,
+        "non-numeric EVENT_VALUE": 1,
+    }
+
+
+def test_amazon_reviews_style_tsv_with_dates(tmp_path):
+    rows = [
+        "customer_id\tproduct_id\tproduct_title\tstar_rating\treview_date",
+        *[
+            f'c{c}\tp{p}\tTitle "{p}", with quotes\t{1 + (c + p) % 5}\t2015-0{1 + p % 9}-1{c % 10}'
+            for c in range(8)
+            for p in range(7)
+        ],
+    ]
+    (tmp_path / "reviews.tsv").write_text("\n".join(rows) + "\n")
+    columns = {
+        "USER_ID": "customer_id",
+        "ITEM_ID": "product_id",
+        "TIMESTAMP": "review_date",
+        "EVENT_VALUE": "star_rating",
+    }
+    code, out = _run(
+        tmp_path,
+        tmp_path,
+        format="tsv",
+        columns=columns,
+        timestamp_unit="date",
+        min_user_interactions=5,
+        min_item_interactions=5,
+        target="binary",
+        split="leave_last_out",
+    )
+    assert code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["rows"] == {"clean": 56, "train": 48, "holdout": 8}
+    held = pd.read_csv(out / "evaluation" / "holdout.csv")
+    assert held["TIMESTAMP"].min() >= pd.Timestamp("2015-01-10", tz="UTC").timestamp()
+
+
+def test_parquet_prefix_of_many_files(tmp_path):
+    frame = synthetic_interactions(seed=2, n_interactions=3000)
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    frame.iloc[:1500].to_parquet(folder / "part-0.parquet")
+    frame.iloc[1500:].to_parquet(folder / "part-1.parquet")
+    code, out = _run(
+        tmp_path,
+        folder,
+        format="parquet",
+        columns=COLUMNS,
+        min_user_interactions=1,
+        min_item_interactions=1,
+    )
+    assert code == 0
+    assert len(json.loads((out / "manifest.json").read_text())["input"]["files"]) == 2
+
+
+def test_bad_options_exit_with_a_message(tmp_path, capsys):
+    (tmp_path / "i.csv").write_text("a,b\n1,2\n")
+    code, _ = _run(tmp_path, tmp_path / "i.csv", target="ranking")
+    assert code == 2
+    assert "target='ranking'; allowed: regression, binary, implicit" in capsys.readouterr().err
+    code, _ = _run(tmp_path, tmp_path / "i.csv", columns=COLUMNS)
+    assert code == 2
+    assert "not in the file" in capsys.readouterr().err
+
+
+def test_one_hot_equals_the_notebook_lil_matrix():
+    frame = synthetic_interactions(seed=4, n_interactions=500)
+    indexed = index_ids(frame.rename(columns={"user_id": "USER_ID", "item_id": "ITEM_ID"}))
+    df = indexed.frame
+    ours = one_hot(
+        regression_target(df["user"].to_numpy(), df["item"].to_numpy(), df["rating"].to_numpy()),
+        indexed.n_users,
+        indexed.n_items,
+    )
+    theirs, labels = load_dataset(df, indexed.n_users, indexed.n_items)
+    assert (ours != theirs.tocsr()).nnz == 0
+    np.testing.assert_array_equal(labels, df["rating"].to_numpy(np.float32))
+
+
+def test_implicit_negatives_are_never_observed_pairs():
+    user = np.repeat(np.arange(50), 8)
+    item = np.tile(np.arange(8), 50)  # every user saw items 0..7 of 10
+    examples = implicit_target(user, item, 10, 4, seed=0)
+    negatives = examples.label == 0
+    assert (examples.item[negatives] >= 8).all()
+    assert negatives.sum() + examples.negatives_dropped == 4 * len(user)
+
+
+def test_filter_until_stable_reaches_a_fixed_point():
+    frame = pd.DataFrame({"USER_ID": list("aaabbc"), "ITEM_ID": list("xyzxyx")})
+    once = filter_long_tail(frame, 2, 2, Dropped())
+    stable = filter_long_tail(frame, 2, 2, Dropped(), until_stable=True)
+    assert len(stable) <= len(once)
+    assert (stable.groupby("USER_ID").size() >= 2).all()
+    assert (stable.groupby("ITEM_ID").size() >= 2).all()
+
+
+def test_leave_last_out_picks_the_latest_with_input_order_ties():
+    frame = pd.DataFrame({"USER_ID": ["a", "a", "a", "b"], "TIMESTAMP": [5, 9, 9, 1]})
+    np.testing.assert_array_equal(leave_last_out(frame), [False, False, True, False])
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_movielens_100k_holdout_is_exactly_each_users_last_tenth():
+    frame = load_movielens("ml-100k").rename(
+        columns={"user_id": "USER_ID", "item_id": "ITEM_ID", "timestamp": "TIMESTAMP"}
+    )
+    mask = temporal_holdout(frame, 0.1)
+    expected = frame.groupby("USER_ID").TIMESTAMP.rank(pct=True, method="first") > 0.9
+    np.testing.assert_array_equal(mask, expected.to_numpy())
+    sizes = frame.groupby("USER_ID").size()
+    held = pd.Series(mask).groupby(frame["USER_ID"]).sum()
+    assert (held == sizes - np.floor(sizes * 0.9 + 1e-9).astype(int)).all()
+    last_train = frame[~mask].groupby("USER_ID").TIMESTAMP.max()
+    first_held = frame[mask].groupby("USER_ID").TIMESTAMP.min()
+    assert (first_held >= last_train[first_held.index]).all()
