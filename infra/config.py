@@ -256,6 +256,51 @@ class PipelineConfig(_Model):
     )
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
+    @model_validator(mode="after")
+    def _target_has_its_column(self) -> PipelineConfig:
+        fm = self.factorization_machines
+        if (
+            fm.enabled
+            and fm.target != "implicit"
+            and not self.data.interactions.columns.event_value
+        ):
+            raise ValueError(
+                f"factorization_machines.target {fm.target!r} needs ratings: map "
+                "data.interactions.columns.event_value, or use target 'implicit'"
+            )
+        return self
+
+    def prep_options(self) -> dict:
+        """The options file of the training-data preparation job (training/prep.py)."""
+        source, fm = self.data.interactions, self.factorization_machines
+        columns = source.columns
+        options = {
+            "format": source.format,
+            "columns": {
+                "USER_ID": columns.user_id,
+                "ITEM_ID": columns.item_id,
+                "TIMESTAMP": columns.timestamp,
+                "EVENT_TYPE": columns.event_type,
+                "EVENT_VALUE": columns.event_value,
+            },
+            "timestamp_unit": source.timestamp_unit,
+            "min_user_interactions": fm.min_user_interactions,
+            "min_item_interactions": fm.min_item_interactions,
+            "filter_until_stable": fm.filter_until_stable,
+            "split": fm.split,
+            "holdout_fraction": self.evaluation.holdout_fraction,
+            "target": fm.target,
+            "rating_threshold": fm.rating_threshold,
+            "negatives_per_positive": fm.negatives_per_positive,
+            "days_since_first": fm.days_since_first,
+            "shard_records": fm.shard_records,
+        }
+        for kind in ("users", "items"):
+            meta = getattr(self.data, kind)
+            if meta is not None:
+                options[kind] = meta.model_dump()
+        return options
+
 
 def load_config(path: str | Path) -> PipelineConfig:
     """Read and validate a config file, or raise ConfigError saying what to change."""

@@ -108,3 +108,20 @@ def test_synth_with_a_bad_config_fails_before_any_construct(tmp_path):
     assert "factorization_machines.target" in result.stderr
     assert "'ranking'" in result.stderr
     assert not (tmp_path / "manifest.json").exists()
+
+
+def test_prep_options_from_the_config_are_accepted_by_the_prep_job(demo_config):
+    from training.prep import PrepOptions
+
+    options = PrepOptions.from_dict(demo_config.prep_options())
+    assert options.columns["USER_ID"] == "user_id:token"
+    assert options.format == "tsv"
+    assert options.holdout_fraction == demo_config.evaluation.holdout_fraction
+
+
+def test_fm_target_needing_ratings_without_a_rating_column_is_caught_at_synth():
+    raw = _demo()
+    raw["factorization_machines"]["target"] = "regression"
+    del raw["data"]["interactions"]["columns"]["event_value"]
+    with pytest.raises(ConfigError, match="target 'regression' needs ratings"):
+        parse_config(raw)

@@ -128,3 +128,17 @@ def test_report_has_a_chart_per_metric(tmp_path):
     assert "<h3>aws_mrr</h3>" in page
     assert 'class="bar base"' in page
     assert page.count('class="row"') >= 4
+
+
+def test_pair_set_dense_and_sorted_keys_agree(monkeypatch):
+    from training.evaluate import PairSet
+
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 50, 400), rng.integers(0, 70, 400)
+    query_users, query_items = rng.integers(0, 50, 1000), rng.integers(-1, 70, 1000)
+    dense = PairSet(50, 70, users, items).contains(query_users, query_items)
+    monkeypatch.setattr(PairSet, "DENSE_LIMIT", 0)
+    sparse = PairSet(50, 70, users, items)
+    assert sparse.dense is None
+    np.testing.assert_array_equal(sparse.contains(query_users, query_items), dense)
+    assert not dense[query_items < 0].any()

@@ -8,7 +8,7 @@ from bench.notebook_reference import load_dataset
 from training import recordio
 from training.datasets import load_movielens, synthetic_interactions
 from training.features import implicit_target, one_hot, regression_target
-from training.interactions import Dropped, filter_long_tail, index_ids
+from training.interactions import Dropped, deduplicate, filter_long_tail, index_ids
 from training.prep import main
 from training.split import leave_last_out, temporal_holdout
 
@@ -170,13 +170,27 @@ def test_implicit_negatives_are_never_observed_pairs():
     assert negatives.sum() + examples.negatives_dropped == 4 * len(user)
 
 
-def test_filter_until_stable_reaches_a_fixed_point():
-    frame = pd.DataFrame({"USER_ID": list("aaabbc"), "ITEM_ID": list("xyzxyx")})
-    once = filter_long_tail(frame, 2, 2, Dropped())
-    stable = filter_long_tail(frame, 2, 2, Dropped(), until_stable=True)
-    assert len(stable) <= len(once)
-    assert (stable.groupby("USER_ID").size() >= 2).all()
-    assert (stable.groupby("ITEM_ID").size() >= 2).all()
+def test_filter_until_stable_reaches_a_fixed_point_with_contiguous_indices():
+    # pass 1 drops c (1 interaction) and item q; that leaves b with one, dropped in pass 2
+    frame = pd.DataFrame({"USER_ID": list("aabbddc"), "ITEM_ID": list("xyxqxyy")})
+    once = filter_long_tail(index_ids(frame), 2, 2, Dropped())
+    stable = filter_long_tail(index_ids(frame), 2, 2, Dropped(), until_stable=True)
+    assert len(stable.frame) < len(once.frame)
+    assert (stable.frame.groupby("USER_ID").size() >= 2).all()
+    assert (stable.frame.groupby("ITEM_ID").size() >= 2).all()
+    assert list(stable.user_ids) == ["a", "d"]
+    assert list(stable.item_ids) == ["x", "y"]
+    assert sorted(stable.frame["user"].unique()) == [0, 1]
+    mapped = stable.user_ids[stable.frame["user"]]
+    assert (mapped == stable.frame["USER_ID"].to_numpy()).all()
+
+
+def test_duplicates_are_counted_and_dropped_once():
+    frame = pd.DataFrame({"USER_ID": list("aab"), "ITEM_ID": list("xxy"), "TIMESTAMP": [1, 1, 2]})
+    dropped = Dropped()
+    indexed = deduplicate(index_ids(frame), dropped)
+    assert len(indexed.frame) == 2
+    assert dropped.as_dict() == {"duplicate row": 1}
 
 
 def test_leave_last_out_picks_the_latest_with_input_order_ties():

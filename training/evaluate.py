@@ -17,6 +17,7 @@ import html
 import json
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -34,13 +35,44 @@ class Holdout:
     train_user: np.ndarray
     train_item: np.ndarray
 
-    def keys(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
-        return np.asarray(user, np.int64) * self.n_items + np.asarray(item, np.int64)
+    @cached_property
+    def seen(self) -> PairSet:
+        return PairSet(self.n_users, self.n_items, self.train_user, self.train_item)
 
-    @property
+    @cached_property
+    def held(self) -> PairSet:
+        return PairSet(self.n_users, self.n_items, self.holdout_user, self.holdout_item)
+
+    @cached_property
     def eval_users(self) -> np.ndarray:
         """Users with at least one held-out item: the ones every metric averages over."""
         return np.unique(self.holdout_user)
+
+
+class PairSet:
+    """Membership of (user, item) pairs: a dense bitmap when it fits, sorted keys otherwise."""
+
+    DENSE_LIMIT = 1 << 28  # cells; 256 MB of booleans at most
+
+    def __init__(self, n_users: int, n_items: int, users: np.ndarray, items: np.ndarray):
+        self.n_items = n_items
+        if n_users * n_items <= self.DENSE_LIMIT:
+            self.dense = np.zeros((n_users, n_items), dtype=bool)
+            self.dense[users, items] = True
+            self.keys = None
+        else:
+            self.dense = None
+            self.keys = np.unique(np.asarray(users, np.int64) * n_items + items)
+
+    def contains(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Element-wise; negative items (padding) are never members."""
+        valid = items >= 0
+        safe = np.where(valid, items, 0)
+        if self.dense is not None:
+            return self.dense[users, safe] & valid
+        keys = np.asarray(users, np.int64) * self.n_items + safe
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return (self.keys[at] == keys) & valid
 
 
 def popularity_ranking(holdout: Holdout, n: int) -> np.ndarray:
@@ -59,8 +91,7 @@ def exclude_seen(recommendations: np.ndarray, holdout: Holdout, n: int) -> np.nd
     """Drop items the user saw in training, keeping order; refill from the seen ones at the end
     when fewer than n remain (what the AWS notebook does), then keep n."""
     users = np.arange(recommendations.shape[0])[:, None]
-    seen_keys = np.unique(holdout.keys(holdout.train_user, holdout.train_item))
-    seen = np.isin(holdout.keys(users, recommendations), seen_keys) & (recommendations >= 0)
+    seen = holdout.seen.contains(users, recommendations)
     order = np.argsort(seen, axis=1, kind="stable")  # unseen first, each group in list order
     return np.take_along_axis(recommendations, order, axis=1)[:, :n]
 
@@ -68,10 +99,7 @@ def exclude_seen(recommendations: np.ndarray, holdout: Holdout, n: int) -> np.nd
 def relevance(recommendations: np.ndarray, holdout: Holdout) -> np.ndarray:
     """(len(eval_users), N) booleans: is the item at rank i held out for that user."""
     users = holdout.eval_users
-    recs = recommendations[users]
-    truth = np.unique(holdout.keys(holdout.holdout_user, holdout.holdout_item))
-    keys = holdout.keys(users[:, None], recs)
-    return np.isin(keys, truth) & (recs >= 0)
+    return holdout.held.contains(users[:, None], recommendations[users])
 
 
 def score(recommendations: np.ndarray, holdout: Holdout, k_values: list[int]) -> dict[str, float]:

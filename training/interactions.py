@@ -64,19 +64,24 @@ def read_interactions(
     frame = frame.rename(columns={source: canonical for canonical, source in wanted.items()})
     frame = frame[[c for c in CANONICAL if c in frame.columns]]
     for key in ("USER_ID", "ITEM_ID"):
-        missing = frame[key].isna() | (frame[key].astype(str).str.strip() == "")
-        dropped.add(f"missing {key}", missing.sum())
-        frame = frame[~missing]
-        frame[key] = frame[key].astype(str)
+        missing = frame[key].isna().to_numpy()  # empty fields are read as missing
+        if missing.any():
+            dropped.add(f"missing {key}", missing.sum())
+            frame = frame[~missing]
     if "TIMESTAMP" in frame:
         seconds = _to_epoch_seconds(frame["TIMESTAMP"], timestamp_unit)
-        dropped.add("unparseable TIMESTAMP", seconds.isna().sum())
-        frame = frame.assign(TIMESTAMP=seconds)[seconds.notna()]
-        frame["TIMESTAMP"] = frame["TIMESTAMP"].astype(np.int64)
+        bad = np.isnan(seconds)
+        if bad.any():
+            dropped.add("unparseable TIMESTAMP", bad.sum())
+            frame, seconds = frame[~bad], seconds[~bad]
+        frame = frame.assign(TIMESTAMP=seconds.astype(np.int64))
     if "EVENT_VALUE" in frame:
-        value = pd.to_numeric(frame["EVENT_VALUE"], errors="coerce")
-        dropped.add("non-numeric EVENT_VALUE", value.isna().sum())
-        frame = frame.assign(EVENT_VALUE=value.astype(np.float64))[value.notna()]
+        value = pd.to_numeric(frame["EVENT_VALUE"], errors="coerce").to_numpy(np.float64)
+        bad = np.isnan(value)
+        if bad.any():
+            dropped.add("non-numeric EVENT_VALUE", bad.sum())
+            frame, value = frame[~bad], value[~bad]
+        frame = frame.assign(EVENT_VALUE=value)
     return frame.reset_index(drop=True)
 
 
@@ -115,51 +120,28 @@ def _require_columns(path: Path, present, needed: list[str]) -> None:
         )
 
 
-def _to_epoch_seconds(values: pd.Series, unit: str) -> pd.Series:
+def _to_epoch_seconds(values: pd.Series, unit: str) -> np.ndarray:
+    """Float seconds since the epoch; NaN where a value cannot be read."""
     if unit == "date":
         parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
-        seconds = (parsed - pd.Timestamp("1970-01-01", tz="UTC")) // pd.Timedelta(seconds=1)
-        return seconds.astype("Float64")
-    number = pd.to_numeric(values, errors="coerce")
-    return (number // 1000 if unit == "ms" else number).astype("Float64")
-
-
-def deduplicate(frame: pd.DataFrame, dropped: Dropped) -> pd.DataFrame:
-    """The same event twice (every canonical column equal) counts once."""
-    duplicated = frame.duplicated(keep="first")
-    dropped.add("duplicate row", duplicated.sum())
-    return frame[~duplicated].reset_index(drop=True)
-
-
-def filter_long_tail(
-    frame: pd.DataFrame,
-    min_user: int,
-    min_item: int,
-    dropped: Dropped,
-    *,
-    until_stable: bool = False,
-) -> pd.DataFrame:
-    """Drop users and items with too few interactions (once, or repeated until none remain)."""
-    while True:
-        users = pd.factorize(frame["USER_ID"])[0]
-        items = pd.factorize(frame["ITEM_ID"])[0]
-        rare_user = np.bincount(users)[users] < min_user
-        rare_item = (np.bincount(items)[items] < min_item) & ~rare_user
-        dropped.add(f"user with < {min_user} interactions", rare_user.sum())
-        dropped.add(f"item with < {min_item} interactions", rare_item.sum())
-        kept = frame[~(rare_user | rare_item)]
-        if not until_stable or len(kept) == len(frame):
-            return kept.reset_index(drop=True)
-        frame = kept
+        epoch = pd.Timestamp("1970-01-01", tz="UTC")
+        seconds = ((parsed - epoch) // pd.Timedelta(seconds=1)).astype("Float64")
+        return seconds.to_numpy(np.float64, na_value=np.nan)
+    number = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
+    return np.floor(number / 1000) if unit == "ms" else np.floor(number)
 
 
 @dataclass
 class Indexed:
-    """Interactions with contiguous indices, and the maps back to the original ids."""
+    """Interactions with contiguous indices, and the maps back to the original ids.
 
-    frame: pd.DataFrame  # adds columns `user` and `item` (int32)
-    user_ids: np.ndarray  # user index -> USER_ID
-    item_ids: np.ndarray  # item index -> ITEM_ID
+    Ids are hashed once (index_ids); de-duplication, filtering and re-indexing then work on the
+    integer columns `user` and `item`.
+    """
+
+    frame: pd.DataFrame  # the canonical columns plus `user` and `item` (int64)
+    user_ids: np.ndarray  # user index -> USER_ID, sorted
+    item_ids: np.ndarray  # item index -> ITEM_ID, sorted
 
     @property
     def n_users(self) -> int:
@@ -169,13 +151,66 @@ class Indexed:
     def n_items(self) -> int:
         return len(self.item_ids)
 
+    def keep(self, rows: np.ndarray) -> Indexed:
+        """The rows where `rows` is True, re-indexed so indices stay contiguous (and sorted)."""
+        frame = self.frame[rows]
+        user_ids, users = _compact(frame["user"].to_numpy(), self.user_ids)
+        item_ids, items = _compact(frame["item"].to_numpy(), self.item_ids)
+        return Indexed(
+            frame.assign(user=users, item=items).reset_index(drop=True), user_ids, item_ids
+        )
+
+
+def _compact(codes: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    present = np.bincount(codes, minlength=len(ids)) > 0
+    new_code = np.cumsum(present) - 1
+    return ids[present], new_code[codes]
+
 
 def index_ids(frame: pd.DataFrame) -> Indexed:
     """Contiguous 0-based indices, sorted by id so that the same data gives the same indices."""
     users, user_ids = pd.factorize(frame["USER_ID"], sort=True)
     items, item_ids = pd.factorize(frame["ITEM_ID"], sort=True)
-    indexed = frame.assign(user=users.astype(np.int32), item=items.astype(np.int32))
-    return Indexed(indexed, np.asarray(user_ids, dtype=object), np.asarray(item_ids, dtype=object))
+    indexed = frame.assign(user=users.astype(np.int64), item=items.astype(np.int64))
+    return Indexed(
+        indexed.reset_index(drop=True),
+        np.asarray(user_ids, dtype=object),
+        np.asarray(item_ids, dtype=object),
+    )
+
+
+def deduplicate(indexed: Indexed, dropped: Dropped) -> Indexed:
+    """The same event twice (every canonical column equal) counts once."""
+    columns = ["user", "item"] + [c for c in CANONICAL[2:] if c in indexed.frame]
+    duplicated = indexed.frame.duplicated(subset=columns, keep="first").to_numpy()
+    if not duplicated.any():
+        return indexed
+    dropped.add("duplicate row", duplicated.sum())
+    return indexed.keep(~duplicated)
+
+
+def filter_long_tail(
+    indexed: Indexed,
+    min_user: int,
+    min_item: int,
+    dropped: Dropped,
+    *,
+    until_stable: bool = False,
+) -> Indexed:
+    """Drop users and items with too few interactions (once, or repeated until none remain)."""
+    while True:
+        users = indexed.frame["user"].to_numpy()
+        items = indexed.frame["item"].to_numpy()
+        rare_user = np.bincount(users)[users] < min_user
+        rare_item = (np.bincount(items)[items] < min_item) & ~rare_user
+        dropped.add(f"user with < {min_user} interactions", rare_user.sum())
+        dropped.add(f"item with < {min_item} interactions", rare_item.sum())
+        removed = rare_user | rare_item
+        if not removed.any():
+            return indexed
+        indexed = indexed.keep(~removed)
+        if not until_stable:
+            return indexed
 
 
 def days_since_first(frame: pd.DataFrame) -> np.ndarray:

@@ -126,21 +126,20 @@ def log(message: str) -> None:
 
 def prepare(raw: pd.DataFrame, options: PrepOptions, dropped: Dropped) -> Prepared:
     """Clean, filter, index, split and label: every step on whole arrays."""
-    clean = deduplicate(raw, dropped)
-    clean = filter_long_tail(
-        clean,
+    indexed = deduplicate(index_ids(raw), dropped)
+    indexed = filter_long_tail(
+        indexed,
         options.min_user_interactions,
         options.min_item_interactions,
         dropped,
         until_stable=options.filter_until_stable,
     )
-    if clean.empty:
+    if indexed.frame.empty:
         raise ValueError(
             "no interactions left after the long-tail filter: lower min_user_interactions "
             f"({options.min_user_interactions}) or min_item_interactions "
             f"({options.min_item_interactions})"
         )
-    indexed = index_ids(clean)
     frame = indexed.frame
     if options.split == "temporal_holdout":
         is_holdout = temporal_holdout(frame, options.holdout_fraction)
