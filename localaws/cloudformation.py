@@ -1,0 +1,278 @@
+"""CloudFormation behaviour that `cdk deploy` / `cdk destroy` depend on, fixed in moto's backend.
+
+Gaps closed (moto 5.2.5), each patched only while a LocalAccount is active:
+- Custom resources: moto sends only `Create`, asynchronously, with a ResponseURL that has no
+  scheme, and never `Delete`. Here Create and Delete are sent synchronously (Update too, when
+  properties change) with an http:// ResponseURL to a loopback listener, and a FAILED answer
+  fails the operation as in AWS.
+- Stack deletion: moto deletes resources in arbitrary order, retrying failures, and its S3
+  bucket delete silently keeps a non-empty bucket. Here resources are deleted in reverse
+  dependency order (DependsOn, Ref, GetAtt, Sub), a non-empty bucket fails the delete with
+  BucketNotEmpty, and the stack ends DELETE_FAILED (still listed) instead of vanishing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from moto.awslambda.utils import get_backend as get_lambda_backend
+from moto.cloudformation import models as cfn_models
+from moto.cloudformation import parsing
+from moto.cloudformation.custom_model import CustomModel
+from moto.s3 import models as s3_models
+from moto.s3.exceptions import BucketNotEmpty
+
+
+class CustomResourceFailedError(RuntimeError):
+    """A custom resource's handler answered FAILED (or never answered)."""
+
+
+class _Responses:
+    """A loopback HTTP listener that receives custom resources' answers (the ResponseURL)."""
+
+    def __init__(self) -> None:
+        self.received: dict[str, dict] = {}
+        responses = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                responses.received[self.path.rsplit("/", 1)[-1]] = body
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, request_id: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/cfnresponse/{request_id}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+_RESPONSES: _Responses | None = None
+
+
+def _send(
+    request_type: str,
+    account_id: str,
+    region: str,
+    stack_id: str,
+    logical_id: str,
+    resource_type: str,
+    properties: dict,
+    physical_id: str | None = None,
+    old_properties: dict | None = None,
+) -> dict:
+    """Invoke the custom resource's Lambda synchronously and return its answer."""
+    function = get_lambda_backend(account_id, region).get_function(properties["ServiceToken"])
+    request_id = str(uuid.uuid4())
+    event = {
+        "RequestType": request_type,
+        "ServiceToken": properties["ServiceToken"],
+        "ResponseURL": _RESPONSES.url(request_id),
+        "StackId": stack_id,
+        "RequestId": request_id,
+        "LogicalResourceId": logical_id,
+        "ResourceType": resource_type,
+        "ResourceProperties": properties,
+    }
+    if physical_id:
+        event["PhysicalResourceId"] = physical_id
+    if old_properties is not None:
+        event["OldResourceProperties"] = old_properties
+    payload, errored, _ = function._invoke_lambda(event=event)
+    answer = _RESPONSES.received.pop(request_id, None)
+    if answer is None:
+        detail = payload if errored else "the handler did not answer on the ResponseURL"
+        raise CustomResourceFailedError(f"{logical_id} ({request_type}): {detail}")
+    if answer.get("Status") != "SUCCESS":
+        raise CustomResourceFailedError(
+            f"{logical_id} ({request_type}) failed: {answer.get('Reason')}"
+        )
+    return answer
+
+
+@classmethod
+def _create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+    properties = cloudformation_json["Properties"]
+    stack_id = kwargs["StackId"]
+    answer = _send(
+        "Create",
+        account_id,
+        region_name,
+        stack_id,
+        kwargs["LogicalId"],
+        kwargs["ResourceType"],
+        properties,
+    )
+    resource = CustomModel(
+        region_name, answer["RequestId"], kwargs["LogicalId"], answer["PhysicalResourceId"]
+    )
+    resource.set_data(answer.get("Data") or {})
+    resource.stack_id = stack_id
+    resource.resource_type = kwargs["ResourceType"]
+    resource.properties = properties
+    stack = cfn_models.cloudformation_backends[account_id][region_name].get_stack(stack_id)
+    stack.add_custom_resource(resource)
+    return resource
+
+
+def _delete(self, account_id: str, region: str) -> None:
+    _send(
+        "Delete",
+        account_id,
+        region,
+        self.stack_id,
+        self.logical_id,
+        self.resource_type,
+        self.properties,
+        physical_id=self.physical_resource_id,
+    )
+
+
+@classmethod
+def _update(
+    cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name
+):
+    properties = cloudformation_json["Properties"]
+    if properties != original_resource.properties:
+        answer = _send(
+            "Update",
+            account_id,
+            region_name,
+            original_resource.stack_id,
+            original_resource.logical_id,
+            original_resource.resource_type,
+            properties,
+            physical_id=original_resource.physical_resource_id,
+            old_properties=original_resource.properties,
+        )
+        original_resource.set_data(answer.get("Data") or {})
+        original_resource.properties = properties
+    return original_resource
+
+
+@classmethod
+def _delete_bucket(cls, resource_name, cloudformation_json, account_id, region_name):
+    backend = s3_models.s3_backends[account_id][s3_models.get_partition(region_name)]
+    bucket = backend.get_bucket(resource_name)
+    if bucket.keys:
+        raise BucketNotEmpty()  # AWS refuses; CloudFormation reports DELETE_FAILED
+    backend.delete_bucket(resource_name)
+
+
+_REFERENCE = re.compile(r"\$\{([A-Za-z0-9]+)(?:\.[A-Za-z0-9.]+)?\}")
+
+
+def _references(value: Any) -> set[str]:
+    """Logical ids a resource refers to (Ref, Fn::GetAtt, Fn::Sub)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref" and isinstance(inner, str):
+                found.add(inner)
+            elif key == "Fn::GetAtt":
+                target = inner[0] if isinstance(inner, list) else str(inner).split(".")[0]
+                found.add(target)
+            elif key == "Fn::Sub":
+                text = inner[0] if isinstance(inner, list) else inner
+                found |= set(_REFERENCE.findall(text)) if isinstance(text, str) else set()
+                found |= _references(inner[1]) if isinstance(inner, list) else set()
+            else:
+                found |= _references(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= _references(inner)
+    return found
+
+
+def deletion_order(resources: dict[str, dict]) -> list[str]:
+    """Dependents before what they depend on: the reverse of a creation order."""
+    depends = {}
+    for logical_id, body in resources.items():
+        explicit = body.get("DependsOn", [])
+        explicit = [explicit] if isinstance(explicit, str) else explicit
+        refs = _references(body.get("Properties", {})) | set(explicit)
+        depends[logical_id] = {r for r in refs if r in resources and r != logical_id}
+    created: list[str] = []
+    remaining = dict(depends)
+    while remaining:
+        ready = sorted(k for k, deps in remaining.items() if not deps - set(created))
+        if not ready:  # a cycle: fall back to the remaining ones in name order
+            ready = sorted(remaining)
+        for logical_id in ready:
+            created.append(logical_id)
+            remaining.pop(logical_id)
+    return list(reversed(created))
+
+
+def _delete_resources(self) -> None:
+    kept = {k: v for k, v in self._resource_json_map.items() if v.get("DeletionPolicy") != "Retain"}
+    for logical_id in deletion_order(kept):
+        parsed = self._parsed_resources.get(logical_id)
+        if parsed is None or isinstance(parsed, str):
+            continue
+        self._delete_resource(parsed, self._resource_json_map[logical_id])
+        self._parsed_resources.pop(logical_id)
+
+
+def _delete_stack(self, name_or_stack_id: str) -> None:
+    stack = self.stacks.get(name_or_stack_id) or next(
+        (s for s in self.stacks.values() if s.name == name_or_stack_id), None
+    )
+    if stack is None:
+        return
+    try:
+        stack.delete()
+    except Exception as err:  # AWS keeps the stack, DELETE_FAILED, with the reason
+        reason = f"{type(err).__name__}: {getattr(err, 'message', None) or err}"
+        stack._add_stack_event("DELETE_FAILED", resource_status_reason=reason)
+        stack.status = "DELETE_FAILED"
+        return
+    self.stacks.pop(stack.stack_id, None)
+    self.deleted_stacks[stack.stack_id] = stack
+    for export in stack.exports:
+        self.exports.pop(export.name, None)
+
+
+_PATCHES = [
+    (CustomModel, "create_from_cloudformation_json", _create),
+    (CustomModel, "delete", _delete),
+    (CustomModel, "update_from_cloudformation_json", _update),
+    (s3_models.FakeBucket, "delete_from_cloudformation_json", _delete_bucket),
+    (parsing.ResourceMap, "delete", _delete_resources),
+    (cfn_models.CloudFormationBackend, "delete_stack", _delete_stack),
+]
+
+
+@contextlib.contextmanager
+def install():
+    global _RESPONSES
+    originals = [(owner, name, owner.__dict__.get(name)) for owner, name, _ in _PATCHES]
+    _RESPONSES = _Responses()
+    for owner, name, replacement in _PATCHES:
+        setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        for owner, name, original in originals:
+            if original is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+        _RESPONSES.close()
+        _RESPONSES = None
