@@ -1,0 +1,210 @@
+"""State machines really execute: JSONata, aws-sdk camelCase services, SageMaker .sync jobs."""
+
+import inspect
+import json
+import time
+
+import pytest
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service,
+    state_task_service_factory,
+)
+from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+from localaws import LocalAccount
+
+ROLE = "arn:aws:iam::123456789012:role/states"
+SKLEARN = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2-cpu-py3"
+
+
+def run(account, definition: dict, payload: dict | None = None, timeout: float = 60) -> dict:
+    sfn = account.client("stepfunctions")
+    machine = sfn.create_state_machine(
+        name=f"m{time.monotonic_ns()}", definition=json.dumps(definition), roleArn=ROLE
+    )["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=machine, input=json.dumps(payload or {}))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = sfn.describe_execution(executionArn=execution["executionArn"])
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.2)
+    raise TimeoutError(f"execution still running after {timeout}s")
+
+
+def test_the_pinned_moto_still_has_the_gaps():
+    assert moto_jsonata._eval_jsonata is None
+    assert "sagemaker" in state_task_service_factory._UNSUPPORTED_SERVICE_NAMES
+    source = inspect.getsource(state_task_service.StateTaskService._normalise_parameters)
+    assert source.rstrip().endswith("pass")
+    assert "exec_name = name" in inspect.getsource(StepFunctionsParserBackend.start_execution)
+
+
+def test_jsonata_states():
+    definition = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Add",
+        "States": {
+            "Add": {
+                "Type": "Pass",
+                "Output": {
+                    "total": "{% $sum($states.input.values) %}",
+                    "n": "{% $count($states.input.values) %}",
+                },
+                "End": True,
+            }
+        },
+    }
+    with LocalAccount() as account:
+        result = run(account, definition, {"values": [1, 2, 3.5]})
+    assert result["status"] == "SUCCEEDED"
+    assert json.loads(result["output"]) == {"total": 6.5, "n": 3}
+
+
+def test_aws_sdk_personalize_camel_case_and_datetimes():
+    schema = json.dumps(
+        {
+            "type": "record",
+            "name": "Interactions",
+            "namespace": "com.amazonaws.personalize.schema",
+            "fields": [
+                {"name": "USER_ID", "type": "string"},
+                {"name": "ITEM_ID", "type": "string"},
+                {"name": "TIMESTAMP", "type": "long"},
+            ],
+            "version": "1.0",
+        }
+    )
+    definition = {
+        "StartAt": "Create",
+        "States": {
+            "Create": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:personalize:createSchema",
+                "Parameters": {"Name": "demo-schema", "Schema.$": "$.schema"},
+                "Next": "Describe",
+            },
+            "Describe": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:personalize:describeSchema",
+                "Parameters": {"SchemaArn.$": "$.SchemaArn"},
+                "End": True,
+            },
+        },
+    }
+    with LocalAccount() as account:
+        result = run(account, definition, {"schema": schema})
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    output = json.loads(result["output"])
+    assert output["Schema"]["Name"] == "demo-schema"  # PascalCase, as Step Functions returns
+    assert output["Schema"]["SchemaArn"].startswith("arn:aws:personalize:")
+    assert isinstance(output["Schema"]["CreationDateTime"], str)
+
+
+def test_unnamed_executions_do_not_collide():
+    definition = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+    with LocalAccount() as account:
+        sfn = account.client("stepfunctions")
+        machine = sfn.create_state_machine(
+            name="m", definition=json.dumps(definition), roleArn=ROLE
+        )
+        arns = {
+            sfn.start_execution(stateMachineArn=machine["stateMachineArn"])["executionArn"]
+            for _ in range(2)
+        }
+    assert len(arns) == 2
+    assert not any(arn.endswith(":None") for arn in arns)
+
+
+JOB_SCRIPT = """
+import pathlib, sys
+source, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+text = (source / "numbers.txt").read_text()
+if "fail" in text:
+    print("cannot sum: not a number")
+    sys.exit(3)
+(target / "sum.txt").write_text(str(sum(int(x) for x in text.split())))
+"""
+
+
+def _processing_state(bucket: str) -> dict:
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sagemaker:createProcessingJob.sync",
+        "Parameters": {
+            "ProcessingJobName.$": "$.name",
+            "RoleArn": ROLE,
+            "AppSpecification": {
+                "ImageUri": SKLEARN,
+                "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/job.py"],
+                "ContainerArguments": [
+                    "/opt/ml/processing/input/data",
+                    "/opt/ml/processing/output",
+                ],
+            },
+            "ProcessingInputs": [
+                {
+                    "InputName": "code",
+                    "S3Input": {
+                        "S3Uri": f"s3://{bucket}/code/",
+                        "LocalPath": "/opt/ml/processing/input/code",
+                        "S3DataType": "S3Prefix",
+                        "S3InputMode": "File",
+                    },
+                },
+                {
+                    "InputName": "data",
+                    "S3Input": {
+                        "S3Uri": f"s3://{bucket}/data/",
+                        "LocalPath": "/opt/ml/processing/input/data",
+                        "S3DataType": "S3Prefix",
+                        "S3InputMode": "File",
+                    },
+                },
+            ],
+            "ProcessingOutputConfig": {
+                "Outputs": [
+                    {
+                        "OutputName": "result",
+                        "S3Output": {
+                            "S3Uri": f"s3://{bucket}/out",
+                            "LocalPath": "/opt/ml/processing/output",
+                            "S3UploadMode": "EndOfJob",
+                        },
+                    }
+                ]
+            },
+            "ProcessingResources": {
+                "ClusterConfig": {
+                    "InstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                    "VolumeSizeInGB": 5,
+                }
+            },
+        },
+        "End": True,
+    }
+
+
+@pytest.mark.parametrize("numbers", ["1 2 3", "1 fail"])
+def test_sagemaker_processing_job_sync(numbers):
+    with LocalAccount() as account:
+        s3 = account.client("s3")
+        s3.create_bucket(Bucket="work")
+        s3.put_object(Bucket="work", Key="code/job.py", Body=JOB_SCRIPT.encode())
+        s3.put_object(Bucket="work", Key="data/numbers.txt", Body=numbers.encode())
+        definition = {"StartAt": "Job", "States": {"Job": _processing_state("work")}}
+        result = run(account, definition, {"name": "sum-job"})
+        if "fail" in numbers:
+            assert result["status"] == "FAILED"
+            assert result["error"] == "SageMaker.AmazonSageMakerException"
+            assert "cannot sum: not a number" in result["cause"]
+            described = account.client("sagemaker").describe_processing_job(
+                ProcessingJobName="sum-job"
+            )
+            assert described["ProcessingJobStatus"] == "Failed"
+        else:
+            assert result["status"] == "SUCCEEDED", result.get("cause")
+            assert json.loads(result["output"])["ProcessingJobStatus"] == "Completed"
+            assert s3.get_object(Bucket="work", Key="out/sum.txt")["Body"].read() == b"6"
