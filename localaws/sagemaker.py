@@ -1,7 +1,16 @@
 """SageMaker jobs that do their work locally.
 
-Gap closed (moto 5.2.5): create_processing_job stores the request and reports `Completed` at once,
-running nothing and writing nothing to S3. Here a processing job on the scikit-learn image runs
+Gap closed (moto 5.2.5): create_{processing,training,transform}_job store the request and report
+`Completed` at once, running nothing and writing nothing to S3. Here every job runs in a thread
+and goes InProgress -> Completed, or Failed with a FailureReason (what went wrong):
+
+- training on the `factorization-machines` image: localaws.fm_trainer on the RecordIO channels,
+  writing model.tar.gz in SageMaker's FM layout to ModelArtifacts.S3ModelArtifacts;
+- training on the `knn` image: an exact index (inner product, L2 or cosine) of the train
+  channel's rows and labels (a local format: only the local transform reads it);
+- transform with a `knn` model: per input object, `<object>.out` in the verbose JSON-lines
+  format (`predicted_label`, `distances` ascending, `labels`), one line per record;
+- processing on the scikit-learn image: a processing job runs
 its ContainerEntrypoint + ContainerArguments as a local process: every ProcessingInput is copied
 from local S3 into a temporary folder standing in for /opt/ml/processing/..., every argument that
 names a /opt/ml/processing path is pointed there, and the ProcessingOutputs are uploaded back.
@@ -13,17 +22,24 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import io
+import json
 import os
 import shlex
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 from pathlib import Path
 
+import numpy as np
 from moto.logs.models import logs_backends
 from moto.s3.models import s3_backends
 from moto.sagemaker import models as sm_models
+
+from localaws import fm_trainer
+from training import recordio
 
 CONTAINER_ROOT = "/opt/ml/processing"
 PYTHON_IMAGES = ("sagemaker-scikit-learn",)
@@ -70,9 +86,11 @@ def _rewrite(argument: str, root: Path) -> str:
     return argument.replace(CONTAINER_ROOT, str(root))
 
 
-def _log(job_name: str, account: str, region: str, text: str) -> None:
+def _log(
+    job_name: str, account: str, region: str, text: str, group: str = "ProcessingJobs"
+) -> None:
     logs = logs_backends[account][region]
-    group, stream = "/aws/sagemaker/ProcessingJobs", f"{job_name}/algo-1"
+    group, stream = f"/aws/sagemaker/{group}", f"{job_name}/algo-1"
     logs.ensure_log_group(group)
     with contextlib.suppress(Exception):
         logs.create_log_stream(group, stream)
@@ -163,9 +181,203 @@ def _stop_processing_job(self, processing_job_name: str) -> None:
     _original_stop(self, processing_job_name)
 
 
+# --- training and transform --------------------------------------------------------------------
+
+
+def read_object_bytes(account: str, uri: str) -> list[tuple[str, bytes]]:
+    """(key, body) of every object under an S3 prefix, in key order."""
+    bucket_name, prefix = _split_s3(uri)
+    bucket = s3_backends[account]["aws"].get_bucket(bucket_name)
+    return [
+        (name, key.value)
+        for name, key in sorted(bucket.keys.items())
+        if name.startswith(prefix) and not name.endswith("/")
+    ]
+
+
+def put_object(account: str, uri: str, body: bytes) -> None:
+    bucket_name, key = _split_s3(uri)
+    s3_backends[account]["aws"].put_object(bucket_name, key, body)
+
+
+def _channel(account: str, job, name: str):
+    for channel in job.input_data_config or []:
+        if channel["ChannelName"] == name:
+            objects = read_object_bytes(account, channel["DataSource"]["S3DataSource"]["S3Uri"])
+            if not objects:
+                raise ValueError(f"ClientError: channel {name!r} has no objects")
+            return recordio.read_sparse(b"".join(body for _, body in objects))
+    return None
+
+
+def _train_fm(job, account: str, log) -> tuple[bytes, dict[str, float]]:
+    hp = fm_trainer.FMHyperparameters.from_strings(job.hyper_parameters or {})
+    train = _channel(account, job, "train")
+    if train is None:
+        raise ValueError("ClientError: factorization-machines needs a 'train' channel")
+    params = fm_trainer.train(train[0], train[1], hp, log=log)
+    metrics = {}
+    test = _channel(account, job, "test")
+    if test is not None:
+        metrics = fm_trainer.evaluate(params, test[0], test[1], hp.predictor_type)
+        for name, value in metrics.items():
+            log(f"#test_score (algo-1) : ('{name.split(':')[1]}', {value})")
+    return fm_trainer.model_artifact(params, hp), metrics
+
+
+def _train_knn(job, account: str, log) -> tuple[bytes, dict[str, float]]:
+    hp = job.hyper_parameters or {}
+    missing = [n for n in ("feature_dim", "k", "predictor_type", "sample_size") if n not in hp]
+    if missing:
+        raise ValueError(f"ClientError: missing required hyperparameters {missing}")
+    matrix, labels = _channel(account, job, "train")
+    if matrix.shape[1] != int(hp["feature_dim"]):
+        raise ValueError(
+            f"ClientError: rows have {matrix.shape[1]} features, feature_dim is {hp['feature_dim']}"
+        )
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        vectors=matrix.toarray().astype(np.float32),
+        labels=np.asarray(labels, dtype=np.float32),
+        k=int(hp["k"]),
+        metric=hp.get("index_metric", "L2"),
+    )
+    log(f"localaws knn: exact index of {matrix.shape[0]} vectors, k={hp['k']}")
+    return fm_trainer.tar_member("model_algo-1", buffer.getvalue()), {}
+
+
+TRAINERS = {"factorization-machines": _train_fm, "knn": _train_knn}
+
+
+def _image_kind(image: str) -> str | None:
+    repository = image.rsplit("/", 1)[-1].split(":")[0]
+    return repository if repository in TRAINERS else None
+
+
+def run_training_job(job, account: str, region: str) -> None:
+    kind = _image_kind(job.algorithm_specification.get("TrainingImage", ""))
+    lines: list[str] = []
+    try:
+        if kind is None:
+            raise ValueError(f"localaws trains the {sorted(TRAINERS)} images only")
+        artifact, metrics = TRAINERS[kind](job, account, lines.append)
+        put_object(account, job.model_artifacts["S3ModelArtifacts"], artifact)
+        now = datetime.datetime.now(datetime.UTC)
+        job.final_metric_data_list = [
+            {"MetricName": name, "Value": value, "Timestamp": now}
+            for name, value in metrics.items()
+        ]
+        _end(job, "training_job_status", "Completed", None)
+    except Exception as err:  # the service reports any failure as the job's FailureReason
+        lines.append(f"{type(err).__name__}: {err}")
+        _end(job, "training_job_status", "Failed", str(err))
+    finally:
+        _log(job.training_job_name, account, region, "\n".join(lines), "TrainingJobs")
+
+
+def _load_knn(account: str, model_data_url: str) -> dict:
+    ((_, body),) = read_object_bytes(account, model_data_url)
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
+        data = tar.extractfile("model_algo-1").read()
+    with np.load(io.BytesIO(data)) as npz:
+        return {name: npz[name] for name in npz.files}
+
+
+def knn_query(index: dict, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, labels), each (n, k), best first: larger inner product / cosine, smaller L2."""
+    vectors = index["vectors"]
+    metric = str(index["metric"])
+    if metric == "INNER_PRODUCT":
+        scores = queries @ vectors.T
+    elif metric == "COSINE":
+        norms = np.linalg.norm(queries, axis=1, keepdims=True) * np.linalg.norm(vectors, axis=1)
+        scores = (queries @ vectors.T) / np.maximum(norms, 1e-12)
+    else:
+        scores = -(
+            (queries**2).sum(1, keepdims=True) - 2 * queries @ vectors.T + (vectors**2).sum(1)
+        )
+    k = min(k, vectors.shape[0])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    best = np.take_along_axis(scores, top, axis=1)
+    distances = best if metric in ("INNER_PRODUCT", "COSINE") else np.sqrt(np.maximum(-best, 0))
+    return distances, index["labels"][top]
+
+
+def run_transform_job(job, backend, account: str, region: str) -> None:
+    try:
+        model = backend.describe_model(job.model_name)
+        container = model.primary_container or {}
+        if _image_kind(container.get("Image", "")) != "knn":
+            raise ValueError("localaws transforms with knn models only")
+        index = _load_knn(account, container["ModelDataUrl"])
+        accept = (job.transform_output or {}).get("Accept", "")
+        verbose = "verbose=true" in accept.replace(" ", "")
+        source = job.transform_input["DataSource"]["S3DataSource"]["S3Uri"]
+        target = job.transform_output["S3OutputPath"].rstrip("/")
+        for key, body in read_object_bytes(account, source):
+            queries, _ = recordio.read_dense(body)
+            distances, labels = knn_query(index, queries.astype(np.float32), int(index["k"]))
+            lines = []
+            for row_distances, row_labels in zip(distances, labels, strict=True):
+                # the service lists neighbours by ascending distance value: best last here
+                ascending = np.argsort(row_distances, kind="stable")
+                record = {"predicted_label": float(row_labels[0])}
+                if verbose:
+                    record["distances"] = [float(d) for d in row_distances[ascending]]
+                    record["labels"] = [float(label) for label in row_labels[ascending]]
+                lines.append(json.dumps(record))
+            put_object(
+                account,
+                f"{target}/{key.rsplit('/', 1)[-1]}.out",
+                ("\n".join(lines) + "\n").encode(),
+            )
+        _end(job, "transform_job_status", "Completed", None)
+    except Exception as err:  # reported as the job's FailureReason
+        _end(job, "transform_job_status", "Failed", f"{type(err).__name__}: {err}")
+
+
+def _end(job, status_attribute: str, status: str, reason: str | None) -> None:
+    now = datetime.datetime.now(datetime.UTC)
+    for attribute in ("training_end_time", "transform_end_time"):
+        if hasattr(job, attribute):
+            setattr(job, attribute, now)
+    job.last_modified_time = now
+    job.failure_reason = reason
+    if hasattr(job, "secondary_status"):
+        job.secondary_status = status
+    setattr(job, status_attribute, status)
+
+
+_original_create_training = sm_models.SageMakerModelBackend.create_training_job
+_original_create_transform = sm_models.SageMakerModelBackend.create_transform_job
+
+
+def _create_training_job(self, *args, **kwargs):
+    job = _original_create_training(self, *args, **kwargs)
+    job.training_job_status = job.secondary_status = "InProgress"
+    threading.Thread(
+        target=run_training_job, args=(job, self.account_id, self.region_name), daemon=True
+    ).start()
+    return job
+
+
+def _create_transform_job(self, *args, **kwargs):
+    job = _original_create_transform(self, *args, **kwargs)
+    job.transform_job_status = "InProgress"
+    threading.Thread(
+        target=run_transform_job, args=(job, self, self.account_id, self.region_name), daemon=True
+    ).start()
+    return job
+
+
 _PATCHES = [
     (sm_models.SageMakerModelBackend, "create_processing_job", _create_processing_job),
     (sm_models.SageMakerModelBackend, "stop_processing_job", _stop_processing_job),
+    (sm_models.SageMakerModelBackend, "create_training_job", _create_training_job),
+    (sm_models.SageMakerModelBackend, "create_transform_job", _create_transform_job),
 ]
 
 

@@ -1,0 +1,186 @@
+"""SageMaker training and transform jobs that run: FM, KNN, batch transform, failures."""
+
+import inspect
+import time
+
+import numpy as np
+import pytest
+from moto.sagemaker.models import FakeTrainingJob, FakeTransformJob
+
+from localaws import LocalAccount
+from training import fm_to_knn, prep, recordio
+from training.datasets import movielens_path
+from training.evaluate import evaluate_sources, load_holdout, read_knn_transform_output
+
+ROLE = "arn:aws:iam::123456789012:role/sagemaker"
+REGISTRY = "382416733822.dkr.ecr.us-east-1.amazonaws.com"
+
+
+def test_the_pinned_moto_still_completes_jobs_without_running_them():
+    assert 'self.training_job_status = "Completed"' in inspect.getsource(FakeTrainingJob.__init__)
+    assert 'self.transform_job_status = "Completed"' in inspect.getsource(FakeTransformJob.__init__)
+
+
+def wait(sagemaker, kind: str, name: str, timeout: float = 300) -> dict:
+    describe = getattr(sagemaker, f"describe_{kind}_job")
+    key = {"training": "TrainingJobName", "transform": "TransformJobName"}[kind]
+    status_key = {"training": "TrainingJobStatus", "transform": "TransformJobStatus"}[kind]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = describe(**{key: name})
+        if described[status_key] not in ("InProgress", "Stopping"):
+            return described
+        time.sleep(0.2)
+    raise TimeoutError(name)
+
+
+def _training_job(sagemaker, name, image, hyperparameters, channels, bucket):
+    sagemaker.create_training_job(
+        TrainingJobName=name,
+        AlgorithmSpecification={"TrainingImage": image, "TrainingInputMode": "File"},
+        RoleArn=ROLE,
+        HyperParameters={k: str(v) for k, v in hyperparameters.items()},
+        InputDataConfig=[
+            {
+                "ChannelName": channel,
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri}},
+            }
+            for channel, uri in channels.items()
+        ],
+        OutputDataConfig={"S3OutputPath": f"s3://{bucket}/models"},
+        ResourceConfig={"InstanceType": "ml.c5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 5},
+        StoppingCondition={"MaxRuntimeInSeconds": 3600},
+    )
+    return wait(sagemaker, "training", name)
+
+
+def test_a_training_job_with_bad_hyperparameters_fails_with_a_reason():
+    with LocalAccount() as account:
+        account.client("s3").create_bucket(Bucket="bkt")
+        account.client("s3").put_object(
+            Bucket="bkt",
+            Key="train/x.recordio",
+            Body=recordio.encode_dense(np.ones((2, 3), np.float32), np.ones(2, np.float32)),
+        )
+        described = _training_job(
+            account.client("sagemaker"),
+            "fm-bad",
+            f"{REGISTRY}/factorization-machines:1",
+            {"feature_dim": 3},
+            {"train": "s3://bkt/train/"},
+            "bkt",
+        )
+    assert described["TrainingJobStatus"] == "Failed"
+    assert (
+        "missing required hyperparameters ['num_factors', 'predictor_type']"
+        in described["FailureReason"]
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_fm_knn_pipeline_beats_popularity_on_movielens_100k(tmp_path):
+    options = prep.PrepOptions.from_dict(
+        {
+            "format": "tsv",
+            "columns": {
+                "USER_ID": "user_id:token",
+                "ITEM_ID": "item_id:token",
+                "TIMESTAMP": "timestamp:float",
+            },
+            "min_user_interactions": 1,
+            "min_item_interactions": 1,
+            "days_since_first": False,
+        }
+    )
+    prepared = tmp_path / "prepared"
+    manifest = prep.run(movielens_path("ml-100k"), prepared, options)
+    with LocalAccount() as account:
+        s3, sagemaker = account.client("s3"), account.client("sagemaker")
+        s3.create_bucket(Bucket="art")
+        for channel in ("train", "test"):
+            for shard in manifest["fm"]["shards"][channel]:
+                s3.put_object(Bucket="art", Key=f"fm/{shard}", Body=(prepared / shard).read_bytes())
+        fm = _training_job(
+            sagemaker,
+            "fm-100k",
+            f"{REGISTRY}/factorization-machines:1",
+            {
+                "feature_dim": manifest["fm"]["feature_dim"],
+                "num_factors": 32,
+                "predictor_type": "binary_classifier",
+                "epochs": 5,
+                "mini_batch_size": 1000,
+            },
+            {"train": "s3://art/fm/fm/train/", "test": "s3://art/fm/fm/test/"},
+            "art",
+        )
+        assert fm["TrainingJobStatus"] == "Completed", fm.get("FailureReason")
+        metric_names = {m["MetricName"] for m in fm["FinalMetricDataList"]}
+        assert "test:binary_classification_accuracy" in metric_names
+        artifact = s3.get_object(Bucket="art", Key="models/fm-100k/output/model.tar.gz")[
+            "Body"
+        ].read()
+        params = fm_to_knn.read_fm_model(artifact, manifest["fm"]["feature_dim"])
+        items, labels, users = fm_to_knn.knn_matrices(params, manifest["users"], manifest["items"])
+        s3.put_object(
+            Bucket="art", Key="knn/train/items.recordio", Body=recordio.encode_dense(items, labels)
+        )
+        s3.put_object(
+            Bucket="art", Key="knn/users/users.recordio", Body=recordio.encode_dense(users)
+        )
+        knn = _training_job(
+            sagemaker,
+            "knn-100k",
+            f"{REGISTRY}/knn:1",
+            {
+                "feature_dim": items.shape[1],
+                "k": 100,
+                "predictor_type": "classifier",
+                "sample_size": len(items),
+                "index_metric": "INNER_PRODUCT",
+            },
+            {"train": "s3://art/knn/train/"},
+            "art",
+        )
+        assert knn["TrainingJobStatus"] == "Completed", knn.get("FailureReason")
+        sagemaker.create_model(
+            ModelName="knn-100k",
+            ExecutionRoleArn=ROLE,
+            PrimaryContainer={
+                "Image": f"{REGISTRY}/knn:1",
+                "ModelDataUrl": knn["ModelArtifacts"]["S3ModelArtifacts"],
+            },
+        )
+        sagemaker.create_transform_job(
+            TransformJobName="topk-100k",
+            ModelName="knn-100k",
+            TransformInput={
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://art/knn/users/"}
+                },
+                "ContentType": "application/x-recordio-protobuf",
+                "SplitType": "RecordIO",
+            },
+            TransformOutput={
+                "S3OutputPath": "s3://art/predictions",
+                "Accept": "application/jsonlines; verbose=true",
+            },
+            TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+        )
+        transform = wait(sagemaker, "transform", "topk-100k")
+        assert transform["TransformJobStatus"] == "Completed", transform.get("FailureReason")
+        lines = (
+            s3.get_object(Bucket="art", Key="predictions/users.recordio.out")["Body"]
+            .read()
+            .decode()
+        )
+    first = lines.splitlines()[0]
+    assert '"distances"' in first
+    recommendations = read_knn_transform_output(lines, 100)
+    assert recommendations.shape == (manifest["users"], 100)
+    holdout, _, _ = load_holdout(prepared)
+    results = evaluate_sources(holdout, {"fm-knn": recommendations}, [10, 25])
+    ours, baseline = results["fm-knn, seen removed"], results["popularity, seen removed"]
+    assert ours["aws_mrr"] > baseline["aws_mrr"]
+    assert ours["ndcg@10"] > baseline["ndcg@10"]
