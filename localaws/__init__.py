@@ -18,7 +18,7 @@ from pathlib import Path
 import boto3
 from moto import mock_aws
 
-from localaws import cloudformation, lambda_runtime, sagemaker, stepfunctions
+from localaws import cloudformation, lambda_runtime, personalize, sagemaker, stepfunctions
 from localaws.deploy import deploy_assembly, destroy_stack
 
 MOTO_VERSION = "5.2.5"
@@ -44,6 +44,7 @@ class LocalAccount:
         self._stack.enter_context(cloudformation.install())
         self._stack.enter_context(stepfunctions.install())
         self._stack.enter_context(sagemaker.install())
+        self._stack.enter_context(personalize.install())
         return self
 
     def __exit__(self, *exc: object) -> None:

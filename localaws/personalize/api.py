@@ -1,0 +1,246 @@
+"""The Personalize and Personalize Runtime APIs over HTTP, validated against botocore's model.
+
+Every request is checked against the operation's input shape (a wrongly shaped call fails as the
+service would, with InvalidInputException), dispatched by family, and its response reduced to the
+operation's output shape, timestamps as epoch seconds (the JSON protocol's form).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from typing import Any
+
+import botocore.session
+from botocore.model import ListShape, StructureShape
+from botocore.validate import ParamValidator
+
+from localaws.personalize import standins
+from localaws.personalize.backend import ACTIVE, FAMILIES, PersonalizeBackend, PersonalizeError
+
+_SESSION = botocore.session.get_session()
+CONTROL = _SESSION.get_service_model("personalize")
+RUNTIME = _SESSION.get_service_model("personalize-runtime")
+_FAMILY_BY_NOUN = {f.name[0].upper() + f.name[1:]: f for f in FAMILIES.values()}
+_PLURAL = {
+    "Schemas": "schema",
+    "DatasetGroups": "datasetGroup",
+    "Datasets": "dataset",
+    "DatasetImportJobs": "datasetImportJob",
+    "Filters": "filter",
+    "EventTrackers": "eventTracker",
+    "Solutions": "solution",
+    "SolutionVersions": "solutionVersion",
+    "Campaigns": "campaign",
+    "Recommenders": "recommender",
+    "BatchInferenceJobs": "batchInferenceJob",
+}
+# Service defaults that cost money when nobody asks: kept, so a caller that forgets is visible.
+_DEFAULTS = {
+    "solution": {"performAutoTraining": True, "performHPO": False},
+    "campaign": {"minProvisionedTPS": 1},
+}
+
+
+def validate(model, operation: str, params: dict) -> None:
+    shape = model.operation_model(operation).input_shape
+    report = ParamValidator().validate(params, shape) if shape is not None else None
+    if report is not None and report.has_errors():
+        raise PersonalizeError("InvalidInputException", report.generate_report())
+
+
+def _wire(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    if isinstance(value, dict):
+        return {k: _wire(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_wire(v) for v in value]
+    return value
+
+
+def _shaped(value: Any, shape) -> Any:
+    """Only what the shape declares (a real response has nothing else)."""
+    if isinstance(shape, StructureShape) and isinstance(value, dict):
+        return {k: _shaped(v, shape.members[k]) for k, v in value.items() if k in shape.members}
+    if isinstance(shape, ListShape) and isinstance(value, list):
+        return [_shaped(v, shape.member) for v in value]
+    return value
+
+
+def handle_control(backend: PersonalizeBackend, operation: str, params: dict) -> dict:
+    if operation not in CONTROL.operation_names:
+        raise PersonalizeError("UnknownOperationException", f"Unknown operation {operation}")
+    validate(CONTROL, operation, params)
+    if backend.faults.throttle_next > 0:
+        backend.faults.throttle_next -= 1
+        raise PersonalizeError("ThrottlingException", "Rate exceeded")
+    output = CONTROL.operation_model(operation).output_shape
+    result = _dispatch(backend, operation, params, output)
+    return _wire(_shaped(result, output)) if output is not None else {}
+
+
+def _dispatch(backend: PersonalizeBackend, operation: str, params: dict, output) -> dict:
+    verb, noun = re.match(r"([A-Z][a-z]+)(.*)", operation).groups()
+    special = _SPECIAL.get(operation)
+    if special is not None:
+        return special(backend, params)
+    if verb == "Create" and noun in _FAMILY_BY_NOUN:
+        family = _FAMILY_BY_NOUN[noun]
+        request = {**_DEFAULTS.get(family.name, {}), **params}
+        resource = backend.create(family.name, request)
+        return {family.arn_field: resource.arn}
+    if verb == "Describe" and noun in _FAMILY_BY_NOUN:
+        family = _FAMILY_BY_NOUN[noun]
+        return {family.name: backend.describe(params[family.arn_field], family.name).fields}
+    if verb == "Delete" and noun in _FAMILY_BY_NOUN:
+        family = _FAMILY_BY_NOUN[noun]
+        backend.delete(params[family.arn_field], family.name)
+        return {}
+    if verb == "List" and noun in _PLURAL:
+        family = FAMILIES[_PLURAL[noun]]
+        filter_arn = next((v for k, v in params.items() if k.endswith("Arn")), None)
+        key = noun[0].lower() + noun[1:]
+        return {key: [r.fields for r in backend.list(family.name, filter_arn)]}
+    raise PersonalizeError("LocalAwsNotImplemented", f"localaws does not implement {operation}")
+
+
+def _stop_solution_version(backend: PersonalizeBackend, params: dict) -> dict:
+    version = backend.get(params["solutionVersionArn"], "solutionVersion")
+    if version.status not in ("CREATE PENDING", "CREATE IN_PROGRESS"):
+        raise PersonalizeError(
+            "ResourceInUseException",
+            f"{version.arn} is {version.status}; only training can be stopped.",
+        )
+    version.fields["status"] = "CREATE STOPPING"
+    return {}
+
+
+def _recommender_state(target: str, allowed: tuple[str, ...]):
+    def change(backend: PersonalizeBackend, params: dict) -> dict:
+        recommender = backend.get(params["recommenderArn"], "recommender")
+        if recommender.status not in allowed:
+            raise PersonalizeError(
+                "ResourceInUseException", f"{recommender.arn} is {recommender.status}."
+            )
+        recommender.fields["status"] = target
+        return {"recommenderArn": recommender.arn}
+
+    return change
+
+
+def _update(family: str, fields: tuple[str, ...]):
+    def update(backend: PersonalizeBackend, params: dict) -> dict:
+        arn_field = FAMILIES[family].arn_field
+        resource = backend.get(params[arn_field], family)
+        if resource.status != ACTIVE:
+            raise PersonalizeError(
+                "ResourceInUseException", f"{resource.arn} is {resource.status}."
+            )
+        resource.fields.update({k: v for k, v in params.items() if k in fields})
+        return {arn_field: resource.arn}
+
+    return update
+
+
+def _metrics(backend: PersonalizeBackend, params: dict) -> dict:
+    version = backend.describe(params["solutionVersionArn"], "solutionVersion")
+    if version.status != ACTIVE:
+        raise PersonalizeError("ResourceInUseException", f"{version.arn} is {version.status}.")
+    return {"solutionVersionArn": version.arn, "metrics": version.metrics}
+
+
+def _recipes(backend: PersonalizeBackend, params: dict) -> dict:
+    names = {**standins.USER_RECIPES, **standins.ITEM_RECIPES}
+    return {
+        "recipes": [
+            {"name": n, "recipeArn": f"arn:aws:personalize:::recipe/{n}", "status": ACTIVE}
+            for n in names
+        ]
+    }
+
+
+def _describe_recipe(backend: PersonalizeBackend, params: dict) -> dict:
+    name = params["recipeArn"].rsplit("/", 1)[-1]
+    try:
+        stand_in = standins.stand_in_for(name)
+    except ValueError:
+        raise PersonalizeError(
+            "ResourceNotFoundException", f"Could not find recipe {params['recipeArn']}"
+        ) from None
+    return {
+        "recipe": {
+            "name": name,
+            "recipeArn": params["recipeArn"],
+            "status": ACTIVE,
+            "description": f"localaws stand-in: {stand_in}",
+        }
+    }
+
+
+def _create_event_tracker(backend: PersonalizeBackend, params: dict) -> dict:
+    resource = backend.create(
+        "eventTracker", {**params, "trackingId": f"localaws-{len(backend.resources)}"}
+    )
+    return {"eventTrackerArn": resource.arn, "trackingId": resource.fields["trackingId"]}
+
+
+_SPECIAL = {
+    "StopSolutionVersionCreation": _stop_solution_version,
+    "StopRecommender": _recommender_state("STOP PENDING", (ACTIVE,)),
+    "StartRecommender": _recommender_state("START PENDING", ("INACTIVE",)),
+    "UpdateCampaign": _update(
+        "campaign", ("solutionVersionArn", "minProvisionedTPS", "campaignConfig")
+    ),
+    "UpdateRecommender": _update("recommender", ("recommenderConfig",)),
+    "GetSolutionMetrics": _metrics,
+    "ListRecipes": _recipes,
+    "DescribeRecipe": _describe_recipe,
+    "CreateEventTracker": _create_event_tracker,
+}
+
+
+def handle_runtime(backend: PersonalizeBackend, operation: str, params: dict) -> dict:
+    validate(RUNTIME, operation, params)
+    arn = params.get("campaignArn") or params.get("recommenderArn")
+    if arn is None:
+        raise PersonalizeError(
+            "InvalidInputException", "Provide a campaignArn or a recommenderArn."
+        )
+    if operation == "GetRecommendations":
+        pairs = backend.recommend(
+            arn,
+            params.get("userId"),
+            params.get("itemId"),
+            int(params.get("numResults", 25)),
+            params.get("filterArn"),
+        )
+        items = [{"itemId": item, "score": score} for item, score in pairs]
+        return {"itemList": items, "recommendationId": f"localaws-{backend.model_of(arn).stand_in}"}
+    if operation == "GetPersonalizedRanking":
+        model = backend.model_of(arn)
+        scores = model.user_scores(params["userId"])
+        index = model.item_ids.get_indexer(params["inputList"])
+        ranked = sorted(
+            zip(params["inputList"], index, strict=True),
+            key=lambda p: -scores[p[1]] if p[1] >= 0 else float("inf"),
+        )
+        return {
+            "personalizedRanking": [
+                {"itemId": item, "score": float(scores[i]) if i >= 0 else 0.0} for item, i in ranked
+            ],
+            "recommendationId": f"localaws-{model.stand_in}",
+        }
+    raise PersonalizeError("LocalAwsNotImplemented", f"localaws does not implement {operation}")
+
+
+def runtime_operation(path: str) -> str:
+    return {
+        "/recommendations": "GetRecommendations",
+        "/personalize-ranking": "GetPersonalizedRanking",
+    }.get(path.rstrip("/"), path)
+
+
+def error_body(err: PersonalizeError) -> str:
+    return json.dumps({"__type": err.code, "message": err.message})

@@ -1,0 +1,532 @@
+"""The Personalize resources: one create / describe / list / delete core, families declared as data.
+
+Lifecycle as the service has it, one step per describe: CREATE PENDING -> CREATE IN_PROGRESS ->
+ACTIVE (or CREATE FAILED with a failureReason); delete -> DELETE PENDING -> gone. Errors as the
+service raises them: ResourceNotFoundException, ResourceAlreadyExistsException,
+ResourceInUseException (a delete out of order or in a transitional state, a parent not ACTIVE),
+InvalidInputException, LimitExceededException.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from localaws.personalize import standins
+
+CREATE_PENDING, CREATE_IN_PROGRESS, ACTIVE = "CREATE PENDING", "CREATE IN_PROGRESS", "ACTIVE"
+CREATE_FAILED, DELETE_PENDING = "CREATE FAILED", "DELETE PENDING"
+TRANSITIONS = {CREATE_PENDING: CREATE_IN_PROGRESS, CREATE_IN_PROGRESS: ACTIVE}
+MAX_DATASET_GROUPS = 5  # the default quota of active dataset groups per region
+
+
+class PersonalizeError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def not_found(arn: str) -> PersonalizeError:
+    return PersonalizeError("ResourceNotFoundException", f"Could not find resource with ARN {arn}")
+
+
+@dataclass(frozen=True)
+class Family:
+    """What differs between resource types; everything else is the shared core."""
+
+    name: str  # the API's noun, e.g. "datasetGroup"
+    arn_kind: str  # e.g. "dataset-group"
+    parents: tuple[str, ...] = ()  # request fields holding parent ARNs that must be ACTIVE
+    has_status: bool = True
+    deletable: bool = True
+    children: tuple[tuple[str, str], ...] = ()  # (family, field) whose items block a delete
+    list_filter: str | None = None  # the list call's filter field
+
+    @property
+    def arn_field(self) -> str:
+        return f"{self.name}Arn"
+
+
+FAMILIES = {
+    f.name: f
+    for f in [
+        Family("schema", "schema", has_status=False, children=(("dataset", "schemaArn"),)),
+        Family(
+            "datasetGroup",
+            "dataset-group",
+            children=tuple(
+                (child, "datasetGroupArn")
+                for child in ("dataset", "solution", "filter", "eventTracker", "recommender")
+            ),
+        ),
+        Family(
+            "dataset",
+            "dataset",
+            parents=("datasetGroupArn", "schemaArn"),
+            children=(("datasetImportJob", "datasetArn"),),
+            list_filter="datasetGroupArn",
+        ),
+        Family(
+            "datasetImportJob",
+            "dataset-import-job",
+            parents=("datasetArn",),
+            deletable=False,
+            list_filter="datasetArn",
+        ),
+        Family("filter", "filter", parents=("datasetGroupArn",), list_filter="datasetGroupArn"),
+        Family(
+            "eventTracker",
+            "event-tracker",
+            parents=("datasetGroupArn",),
+            list_filter="datasetGroupArn",
+        ),
+        Family(
+            "solution",
+            "solution",
+            parents=("datasetGroupArn",),
+            children=(("campaign", "solutionArn"), ("solutionVersion", "solutionArn")),
+            list_filter="datasetGroupArn",
+        ),
+        Family(
+            "solutionVersion",
+            "solution",
+            parents=("solutionArn",),
+            deletable=False,
+            list_filter="solutionArn",
+        ),
+        Family("campaign", "campaign", parents=("solutionVersionArn",), list_filter="solutionArn"),
+        Family(
+            "recommender",
+            "recommender",
+            parents=("datasetGroupArn",),
+            list_filter="datasetGroupArn",
+        ),
+        Family(
+            "batchInferenceJob",
+            "batch-inference-job",
+            parents=("solutionVersionArn",),
+            deletable=False,
+            list_filter="solutionVersionArn",
+        ),
+    ]
+}
+
+
+@dataclass
+class Faults:
+    """Injected failures, for tests of retry and failure handling."""
+
+    throttle_next: int = 0
+    fail_solution_versions: list[str] = field(default_factory=list)  # reasons, used in order
+
+    def throttle(self, calls: int) -> None:
+        self.throttle_next = calls
+
+    def fail_next_solution_version(self, reason: str = "InternalServerError") -> None:
+        self.fail_solution_versions.append(reason)
+
+
+@dataclass
+class Resource:
+    family: Family
+    fields: dict[str, Any]
+    describes: int = 0
+    deleted: bool = False
+    model: standins.Model | None = None
+    data: pd.DataFrame | None = None  # a dataset's imported rows
+    metrics: dict[str, float] = field(default_factory=dict)  # a solution version's
+
+    @property
+    def arn(self) -> str:
+        return self.fields[self.family.arn_field]
+
+    @property
+    def status(self) -> str | None:
+        return self.fields.get("status")
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class PersonalizeBackend:
+    """One account and region's Personalize, with hooks that do the work on activation."""
+
+    def __init__(self, account: str, region: str, read_s3: Callable, write_s3: Callable):
+        self.account, self.region = account, region
+        self.read_s3, self.write_s3 = read_s3, write_s3
+        self.resources: dict[str, Resource] = {}
+        self.faults = Faults()
+        self.lock = threading.RLock()
+        self.on_active: dict[str, Callable[[Resource], None]] = {
+            "datasetImportJob": self._import,
+            "solutionVersion": self._train,
+            "campaign": self._serve_solution_version,
+            "recommender": self._train_recommender,
+            "batchInferenceJob": self._batch_inference,
+        }
+
+    # --- the core --------------------------------------------------------------------------
+
+    def arn(self, family: Family, name: str, parent: str | None = None) -> str:
+        if family.name == "solutionVersion":
+            return f"{parent}/{uuid.uuid4().hex[:8]}"
+        if family.name == "dataset":
+            group = parent.rsplit("/", 1)[-1]
+            return f"arn:aws:personalize:{self.region}:{self.account}:dataset/{group}/{name}"
+        return f"arn:aws:personalize:{self.region}:{self.account}:{family.arn_kind}/{name}"
+
+    def get(self, arn: str, family: str | None = None) -> Resource:
+        resource = self.resources.get(arn)
+        if resource is None or resource.deleted or (family and resource.family.name != family):
+            raise not_found(arn)
+        return resource
+
+    def create(self, family_name: str, request: dict, arn: str | None = None) -> Resource:
+        family = FAMILIES[family_name]
+        with self.lock:
+            name = request.get("name") or request.get("jobName")
+            for existing in self.resources.values():
+                same = existing.family is family and not existing.deleted
+                if (
+                    same
+                    and name
+                    and (existing.fields.get("name") or existing.fields.get("jobName")) == name
+                ):
+                    raise PersonalizeError(
+                        "ResourceAlreadyExistsException",
+                        f"Another resource with name {name} already exists.",
+                    )
+            for parent_field in family.parents:
+                if parent_field in request:
+                    parent = self.get(request[parent_field])
+                    if parent.family.has_status and parent.status != ACTIVE:
+                        raise PersonalizeError(
+                            "ResourceInUseException",
+                            f"{parent.arn} is in status {parent.status}; it must be ACTIVE first.",
+                        )
+            if family_name == "datasetGroup":
+                live = [r for r in self._all("datasetGroup") if r.status != CREATE_FAILED]
+                if len(live) >= MAX_DATASET_GROUPS:
+                    raise PersonalizeError(
+                        "LimitExceededException",
+                        f"The maximum number of dataset groups ({MAX_DATASET_GROUPS}) is reached.",
+                    )
+            parent_arn = (
+                request.get("solutionArn")
+                if family_name == "solutionVersion"
+                else request.get("datasetGroupArn")
+            )
+            fields = dict(request)
+            fields[family.arn_field] = arn or self.arn(family, name or "", parent_arn)
+            fields["creationDateTime"] = fields["lastUpdatedDateTime"] = _now()
+            if family.has_status:
+                fields["status"] = CREATE_PENDING
+            resource = Resource(family, fields)
+            self.resources[resource.arn] = resource
+            return resource
+
+    def describe(self, arn: str, family: str | None = None) -> Resource:
+        with self.lock:
+            resource = self.get(arn, family)
+            if resource.status == DELETE_PENDING:
+                resource.deleted = True
+                raise not_found(arn)
+            self._advance(resource)
+            return resource
+
+    def _advance(self, resource: Resource) -> None:
+        status = resource.status
+        if status in TRANSITIONS:
+            resource.fields["status"] = TRANSITIONS[status]
+        elif status in CUSTOM_TRANSITIONS:
+            resource.fields["status"] = CUSTOM_TRANSITIONS[status]
+        else:
+            return
+        resource.fields["lastUpdatedDateTime"] = _now()
+        if resource.fields["status"] == ACTIVE and status == CREATE_IN_PROGRESS:
+            hook = self.on_active.get(resource.family.name)
+            if hook is not None:
+                try:
+                    hook(resource)
+                except PersonalizeError as err:
+                    resource.fields["status"] = CREATE_FAILED
+                    resource.fields["failureReason"] = err.message
+
+    def list(self, family_name: str, filter_arn: str | None = None) -> list[Resource]:
+        with self.lock:
+            family = FAMILIES[family_name]
+            found = []
+            for resource in self._all(family_name):
+                if filter_arn and family.list_filter:
+                    owner = resource.fields.get(family.list_filter)
+                    if family_name == "campaign":  # campaigns are listed by solution
+                        owner = resource.fields["solutionVersionArn"].rsplit("/", 1)[0]
+                    if owner != filter_arn:
+                        continue
+                found.append(resource)
+            return found
+
+    def _all(self, family_name: str) -> list[Resource]:
+        return [
+            r for r in self.resources.values() if r.family.name == family_name and not r.deleted
+        ]
+
+    def delete(self, arn: str, family_name: str) -> None:
+        with self.lock:
+            resource = self.get(arn, family_name)
+            family = resource.family
+            if not family.deletable:
+                raise PersonalizeError(
+                    "InvalidInputException", f"{family.name} resources cannot be deleted."
+                )
+            if resource.status not in (None, ACTIVE, CREATE_FAILED, "INACTIVE"):
+                raise PersonalizeError(
+                    "ResourceInUseException",
+                    f"{arn} is in status {resource.status}; it can be deleted when ACTIVE or CREATE FAILED.",
+                )
+            for child_family, child_field in family.children:
+                for child in self._all(child_family):
+                    linked = child.fields.get(child_field) == arn
+                    if child_family == "campaign" and family.name == "solution":
+                        linked = child.fields["solutionVersionArn"].startswith(arn + "/")
+                    if child_family in ("solutionVersion", "datasetImportJob"):
+                        # versions go with their solution; finished imports do not block
+                        linked = linked and child.status in (CREATE_PENDING, CREATE_IN_PROGRESS)
+                    if linked:
+                        raise PersonalizeError(
+                            "ResourceInUseException",
+                            f"{arn} is used by {child.arn} ({child.status or 'in use'}); delete that first.",
+                        )
+            if family.has_status:
+                resource.fields["status"] = DELETE_PENDING
+            else:
+                resource.deleted = True
+            if family.name == "solution":
+                for version in self._all("solutionVersion"):
+                    if version.fields["solutionArn"] == arn:
+                        version.deleted = True
+
+    # --- hooks: the work done when a resource becomes ACTIVE -----------------------------------
+
+    def _import(self, job: Resource) -> None:
+        dataset = self.get(job.fields["datasetArn"], "dataset")
+        schema = json.loads(self.get(dataset.fields["schemaArn"], "schema").fields["schema"])
+        location = job.fields["dataSource"]["dataLocation"]
+        bodies = self.read_s3(location)
+        if not bodies:
+            raise PersonalizeError("InvalidInputException", f"No data found at {location}.")
+        frame = pd.concat(
+            [pd.read_csv(io.BytesIO(b), dtype=str) for b in bodies], ignore_index=True
+        )
+        check_against_schema(frame, schema)
+        frame = coerce_to_schema(frame, schema)
+        if job.fields.get("importMode", "FULL") == "INCREMENTAL" and dataset.data is not None:
+            frame = pd.concat([dataset.data, frame], ignore_index=True)
+        dataset.data = frame
+        dataset.fields["latestDatasetUpdate"] = {
+            "status": ACTIVE,
+            "creationDateTime": _now(),
+            "lastUpdatedDateTime": _now(),
+        }
+
+    def interactions(self, dataset_group_arn: str) -> pd.DataFrame:
+        for dataset in self._all("dataset"):
+            if (
+                dataset.fields["datasetGroupArn"] == dataset_group_arn
+                and dataset.fields["datasetType"].upper() == "INTERACTIONS"
+            ):
+                if dataset.data is None or dataset.data.empty:
+                    break
+                return dataset.data
+        raise PersonalizeError(
+            "InvalidInputException", "The dataset group has no imported interactions."
+        )
+
+    def _train(self, version: Resource) -> None:
+        if self.faults.fail_solution_versions:
+            raise PersonalizeError("InternalServerError", self.faults.fail_solution_versions.pop(0))
+        solution = self.get(version.fields["solutionArn"], "solution")
+        data = self.interactions(solution.fields["datasetGroupArn"])
+        enough_users = (data["USER_ID"].value_counts() >= 2).sum()
+        if len(data) < 1000 or enough_users < 25:
+            raise PersonalizeError(
+                "InvalidInputException",
+                f"There should be at least 1000 interactions and 25 users with at least 2 interactions "
+                f"each; found {len(data)} interactions and {enough_users} such users.",
+            )
+        recipe = solution.fields.get("recipeArn", "")
+        version.model = standins.train(recipe, data)
+        version.fields["recipeArn"] = recipe
+        version.fields["trainingHours"] = 0.0
+        version.fields["localStandIn"] = version.model.stand_in
+        version.metrics = standins.offline_metrics(recipe, data)
+
+    def _serve_solution_version(self, campaign: Resource) -> None:
+        version = self.get(campaign.fields["solutionVersionArn"], "solutionVersion")
+        if version.status != ACTIVE:
+            raise PersonalizeError("ResourceInUseException", f"{version.arn} is not ACTIVE.")
+
+    def _train_recommender(self, recommender: Resource) -> None:
+        data = self.interactions(recommender.fields["datasetGroupArn"])
+        recommender.model = standins.train(recommender.fields["recipeArn"], data)
+
+    def model_of(self, arn: str) -> standins.Model:
+        resource = self.get(arn)
+        if resource.status != ACTIVE:
+            raise PersonalizeError(
+                "ResourceInUseException", f"{arn} is in status {resource.status}."
+            )
+        if resource.family.name == "campaign":
+            resource = self.get(resource.fields["solutionVersionArn"])
+        if resource.model is None:
+            raise PersonalizeError("InvalidInputException", f"{arn} has no trained model.")
+        return resource.model
+
+    def recommend(
+        self,
+        arn: str,
+        user_id: str | None,
+        item_id: str | None,
+        n: int,
+        filter_arn: str | None = None,
+    ) -> list[tuple[str, float]]:
+        model = self.model_of(arn)
+        if item_id is not None:
+            try:
+                scores = model.item_scores(item_id)
+            except KeyError:
+                scores = model.popularity.astype(float)
+        elif user_id is not None:
+            scores = model.user_scores(user_id)
+        else:
+            raise PersonalizeError("InvalidInputException", "Provide a userId or an itemId.")
+        exclude = None
+        if filter_arn:
+            self._check_filter(filter_arn)
+            exclude = model.seen_items(user_id) if user_id is not None else None
+        best = standins.top(scores, n, exclude)
+        return [(str(model.item_ids[i]), float(scores[i])) for i in best]
+
+    def _check_filter(self, filter_arn: str) -> None:
+        expression = self.get(filter_arn, "filter").fields["filterExpression"]
+        if (
+            not expression.replace(" ", "")
+            .upper()
+            .startswith("EXCLUDEITEMIDWHEREINTERACTIONS.EVENT_TYPEIN")
+        ):
+            raise PersonalizeError(
+                "InvalidInputException",
+                f"localaws evaluates only 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN (...)' filters, not {expression!r}",
+            )
+
+    def _batch_inference(self, job: Resource) -> None:
+        version = self.get(job.fields["solutionVersionArn"], "solutionVersion")
+        n = int(job.fields.get("numResults") or 25)
+        source = job.fields["jobInput"]["s3DataSource"]["path"]
+        target = job.fields["jobOutput"]["s3DataDestination"]["path"].rstrip("/")
+        inputs = self.read_s3(source, with_keys=True)
+        if not inputs:
+            raise PersonalizeError("InvalidInputException", f"No input found at {source}.")
+        for key, body in inputs:
+            lines = []
+            for line in body.decode().splitlines():
+                if not line.strip():
+                    continue
+                request = json.loads(line)
+                try:
+                    pairs = self.recommend(
+                        version.arn,
+                        request.get("userId"),
+                        request.get("itemId"),
+                        n,
+                        job.fields.get("filterArn"),
+                    )
+                    output = {
+                        "recommendedItems": [p[0] for p in pairs],
+                        "scores": [p[1] for p in pairs],
+                    }
+                    lines.append(
+                        {
+                            "input": request,
+                            "output": output,
+                            "error": None,
+                            "localStandIn": version.model.stand_in,
+                        }
+                    )
+                except PersonalizeError as err:
+                    lines.append({"input": request, "output": None, "error": err.message})
+            body_out = "\n".join(json.dumps(line) for line in lines) + "\n"
+            self.write_s3(f"{target}/{key.rsplit('/', 1)[-1]}.out", body_out.encode())
+
+
+CUSTOM_TRANSITIONS = {
+    "CREATE STOPPING": "CREATE STOPPED",
+    "STOP PENDING": "STOP IN_PROGRESS",
+    "STOP IN_PROGRESS": "INACTIVE",
+    "START PENDING": "START IN_PROGRESS",
+    "START IN_PROGRESS": ACTIVE,
+}
+
+_AVRO_CHECKS = {"long": "integer", "int": "integer", "float": "number", "double": "number"}
+
+
+def _field_types(schema: dict) -> dict[str, tuple[str, bool]]:
+    """name -> (base type, required)."""
+    out = {}
+    for f in schema.get("fields", []):
+        kind = f["type"]
+        optional = isinstance(kind, list) and "null" in kind
+        base = next(k for k in kind if k != "null") if isinstance(kind, list) else kind
+        out[f["name"]] = (base, not optional)
+    return out
+
+
+def check_against_schema(frame: pd.DataFrame, schema: dict) -> None:
+    """What the service checks on import: required columns present, values of the right type."""
+    types = _field_types(schema)
+    missing = [
+        name for name, (_, required) in types.items() if required and name not in frame.columns
+    ]
+    if missing:
+        raise PersonalizeError(
+            "InvalidInputException", f"Input CSV is missing the following columns: {missing}"
+        )
+    unknown = [c for c in frame.columns if c not in types]
+    if unknown:
+        raise PersonalizeError(
+            "InvalidInputException", f"Input CSV has columns not in the schema: {unknown}"
+        )
+    for name, (base, required) in types.items():
+        if name not in frame:
+            continue
+        values = frame[name]
+        if required and values.isna().any():
+            raise PersonalizeError(
+                "InvalidInputException", f"Column {name} has empty values; it is required."
+            )
+        kind = _AVRO_CHECKS.get(base)
+        if kind:
+            numbers = pd.to_numeric(values.dropna(), errors="coerce")
+            bad = numbers.isna() | ((numbers % 1 != 0) if kind == "integer" else False)
+            if bad.any():
+                example = values.dropna()[bad.to_numpy()].iloc[0]
+                raise PersonalizeError(
+                    "InvalidInputException", f"Column {name} must be {base}; found {example!r}."
+                )
+
+
+def coerce_to_schema(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
+    out = frame.copy()
+    for name, (base, _) in _field_types(schema).items():
+        if name in out and base in _AVRO_CHECKS:
+            out[name] = pd.to_numeric(out[name])
+    return out
