@@ -14,7 +14,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from infra.nag import acknowledge_wildcards
-from infra.storage import PrefixGrant, prefix_statements
+from infra.storage import PrefixGrant, kms_statement, prefix_statements
 
 PERSONALIZE = "personalize.amazonaws.com"
 
@@ -47,7 +47,7 @@ class PersonalizeAccess(Construct):
                 self.role.add_to_policy(statement)
                 grant.bucket.add_to_resource_policy(self._for_service(statement))
         if kms_key is not None:
-            kms_key.grant_encrypt_decrypt(self.role)
+            self.role.add_to_policy(kms_statement(kms_key))
         acknowledge_wildcards(
             self.role,
             statements,

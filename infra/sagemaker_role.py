@@ -12,7 +12,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from infra.nag import acknowledge_wildcards
-from infra.storage import PrefixGrant, prefix_statements
+from infra.storage import PrefixGrant, kms_statement, prefix_statements
 
 JOB_KINDS = ("ProcessingJobs", "TrainingJobs", "TransformJobs")
 # Built-in algorithm and framework images the workflows run.
@@ -79,7 +79,7 @@ class SageMakerRole(Construct):
         for statement in data_access + job_logs + images + unscoped:
             self.role.add_to_policy(statement)
         if kms_key is not None:
-            kms_key.grant_encrypt_decrypt(self.role)
+            self.role.add_to_policy(kms_statement(kms_key))
         acknowledge_wildcards(
             self.role,
             data_access,

@@ -33,6 +33,16 @@ class PrefixGrant:
     read: bool = True
 
 
+def kms_statement(key: kms.IKey) -> iam.PolicyStatement:
+    """What SSE-KMS on S3 needs: Decrypt to read objects, GenerateDataKey to write them.
+
+    (IKey.grant_encrypt_decrypt would add the kms:ReEncrypt* and GenerateDataKey* wildcards.)
+    """
+    return iam.PolicyStatement(
+        actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
+    )
+
+
 def prefix_statements(grant: PrefixGrant) -> list[iam.PolicyStatement]:
     """Object rights below the prefix, and listing limited to it."""
     reads = ["s3:GetObject"] if grant.read else []

@@ -9,6 +9,10 @@ Gaps closed (moto 5.2.5), each patched only while a LocalAccount is active:
   bucket delete silently keeps a non-empty bucket. Here resources are deleted in reverse
   dependency order (DependsOn, Ref, GetAtt, Sub), a non-empty bucket fails the delete with
   BucketNotEmpty, and the stack ends DELETE_FAILED (still listed) instead of vanishing.
+- Change sets (what `cdk deploy` uses): executing one never built the stack's Outputs; change
+  sets were found by name across all stacks, so a second stack's deploy (CDK names every change
+  set `cdk-deploy-change-set`) waited on another stack's; and `UsePreviousValue` for a parameter
+  that only had its template default (`cdk deploy --method=direct`) failed. All three fixed.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from moto.awslambda.utils import get_backend as get_lambda_backend
 from moto.cloudformation import models as cfn_models
 from moto.cloudformation import parsing
 from moto.cloudformation.custom_model import CustomModel
+from moto.cloudformation.exceptions import ValidationError
+from moto.cloudformation.responses import CloudFormationResponse
+from moto.core.responses import ActionResult, EmptyResult
 from moto.s3 import models as s3_models
 from moto.s3.exceptions import BucketNotEmpty
 
@@ -249,6 +256,72 @@ def _delete_stack(self, name_or_stack_id: str) -> None:
         self.exports.pop(export.name, None)
 
 
+def _find_change_set(self, change_set_name: str, stack_name: str | None = None):
+    if change_set_name in self.change_sets:  # an ARN
+        return self.change_sets[change_set_name]
+    matches = [
+        cs
+        for cs in self.change_sets.values()
+        if cs.change_set_name == change_set_name
+        and (stack_name is None or stack_name in (cs.stack.name, cs.stack.stack_id))
+    ]
+    if not matches:
+        raise ValidationError(change_set_name)
+    return matches[-1]
+
+
+def _describe_change_set(self, change_set_name: str, stack_name: str | None = None):
+    return _find_change_set(self, change_set_name, stack_name)
+
+
+def _delete_change_set(self, change_set_name: str, stack_name: str | None = None) -> None:
+    change_set = _find_change_set(self, change_set_name, stack_name)
+    self.change_sets.pop(change_set.change_set_id, None)
+
+
+def _execute_change_set(self, change_set_name: str, stack_name: str | None = None) -> None:
+    change_set = _find_change_set(self, change_set_name, stack_name)
+    stack = self.stacks[change_set.stack_id]
+    kind = change_set.change_set_type
+    stack._add_stack_event(f"{kind}_IN_PROGRESS", resource_status_reason="User Initiated")
+    change_set.apply()
+    stack.template = change_set.template
+    stack._parse_template()
+    if change_set.parameters:
+        stack.parameters = change_set.parameters
+    stack.output_map = stack._create_output_map()  # what moto forgot: the stack's Outputs
+    stack._add_stack_event(f"{kind}_COMPLETE")
+    change_set.execution_status = "EXECUTE_COMPLETE"
+    stack.status = f"{kind}_COMPLETE"
+
+
+def _response_describe_change_set(self):
+    change_set = self.cloudformation_backend.describe_change_set(
+        change_set_name=self._get_param("ChangeSetName"), stack_name=self._get_param("StackName")
+    )
+    return ActionResult(change_set)
+
+
+def _response_delete_change_set(self):
+    self.cloudformation_backend.delete_change_set(
+        change_set_name=self._get_param("ChangeSetName"), stack_name=self._get_param("StackName")
+    )
+    return EmptyResult()
+
+
+_original_resolve = cfn_models.CloudFormationBackend._resolve_update_parameters
+
+
+def _resolve_update_parameters(self, instance, incoming_params):
+    # UsePreviousValue for a parameter the stack never stored: its template default applies.
+    kept = [
+        p
+        for p in incoming_params
+        if not (p.get("UsePreviousValue") and p["ParameterKey"] not in instance.parameters)
+    ]
+    return _original_resolve(self, instance, kept)
+
+
 _PATCHES = [
     (CustomModel, "create_from_cloudformation_json", _create),
     (CustomModel, "delete", _delete),
@@ -256,6 +329,12 @@ _PATCHES = [
     (s3_models.FakeBucket, "delete_from_cloudformation_json", _delete_bucket),
     (parsing.ResourceMap, "delete", _delete_resources),
     (cfn_models.CloudFormationBackend, "delete_stack", _delete_stack),
+    (cfn_models.CloudFormationBackend, "describe_change_set", _describe_change_set),
+    (cfn_models.CloudFormationBackend, "delete_change_set", _delete_change_set),
+    (cfn_models.CloudFormationBackend, "execute_change_set", _execute_change_set),
+    (CloudFormationResponse, "describe_change_set", _response_describe_change_set),
+    (CloudFormationResponse, "delete_change_set", _response_delete_change_set),
+    (cfn_models.CloudFormationBackend, "_resolve_update_parameters", _resolve_update_parameters),
 ]
 
 

@@ -7,6 +7,8 @@
   datetimes become ISO-8601 strings (moto's describe_execution cannot serialise them).
 - `startExecution` without a name produced an ARN ending in `:None` (the second run collided);
   here a UUID is the name, as in AWS.
+- State machines created by CloudFormation went to the backend that does not execute, so the
+  Step Functions API (in execute mode) could not see them; here they go to the executing one.
 - `arn:aws:states:::sagemaker:create{Processing,Training,Transform}Job(.sync)`: rejected as an
   unsupported integration. Here the job is created and, with `.sync`, polled until it ends:
   Completed returns the Describe*Job response; Failed or Stopped fail the task with
@@ -22,6 +24,7 @@ from typing import Any
 
 import botocore.session
 import jsonata
+from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions.parser import models as parser_models
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
@@ -205,6 +208,8 @@ _PATCHES = [
     (StateTaskServiceAwsSdk, "_normalise_response", _normalise_response),
     (parser_models.StepFunctionsParserBackend, "start_execution", _start_execution),
     (state_task_factory, "state_task_service_for", _state_task_service_for),
+    # CloudFormation's StateMachine resource reads this module global at call time
+    (sfn_models, "stepfunctions_backends", parser_models.stepfunctions_parser_backends),
 ]
 
 

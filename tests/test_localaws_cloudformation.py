@@ -2,6 +2,7 @@
 
 import inspect
 import json
+import time
 
 import pytest
 from moto.cloudformation.custom_model import CustomModel
@@ -104,3 +105,54 @@ def test_a_failing_custom_resource_fails_the_stack(status, tmp_path):
             account.client("cloudformation").create_stack(
                 StackName="s", TemplateBody=json.dumps(template)
             )
+
+
+def test_the_pinned_moto_still_has_the_change_set_gaps():
+    from moto.cloudformation.models import CloudFormationBackend
+    from moto.stepfunctions.models import StateMachine
+
+    assert "output_map" not in inspect.getsource(CloudFormationBackend.execute_change_set)
+    assert (
+        "stack_name" not in inspect.signature(CloudFormationBackend.describe_change_set).parameters
+    )
+    assert "instance.parameters[parameter" in inspect.getsource(
+        CloudFormationBackend._resolve_update_parameters
+    )
+    assert "stepfunctions_backends[" in inspect.getsource(
+        StateMachine.create_from_cloudformation_json
+    )
+
+
+def test_state_machines_from_a_stack_execute():
+    definition = json.dumps(
+        {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"ok": True}, "End": True}}}
+    )
+    template = {
+        "Resources": {
+            "Machine": {
+                "Type": "AWS::StepFunctions::StateMachine",
+                "Properties": {
+                    "DefinitionString": definition,
+                    "RoleArn": "arn:aws:iam::123456789012:role/x",
+                },
+            }
+        },
+        "Outputs": {"MachineArn": {"Value": {"Ref": "Machine"}}},
+    }
+    with LocalAccount() as account:
+        cloudformation = account.client("cloudformation")
+        cloudformation.create_stack(StackName="sm", TemplateBody=json.dumps(template))
+        (stack,) = cloudformation.describe_stacks(StackName="sm")["Stacks"]
+        arn = stack["Outputs"][0]["OutputValue"]
+        sfn = account.client("stepfunctions")
+        assert [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]] == [arn]
+        execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+        for _ in range(50):
+            described = sfn.describe_execution(executionArn=execution)
+            if described["status"] != "RUNNING":
+                break
+            time.sleep(0.1)
+        assert described["status"] == "SUCCEEDED"
+        assert json.loads(described["output"]) == {"ok": True}
+        assert account.destroy("sm") == "DELETE_COMPLETE"
+        assert sfn.list_state_machines()["stateMachines"] == []

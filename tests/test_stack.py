@@ -100,3 +100,23 @@ def test_environment_agnostic(demo_assembly):
     assert "us-east-1" not in text
     assert "123456789012" not in text
     assert demo_assembly.stack_name == "recops-demo"
+
+
+def test_a_customer_key_config_synthesizes_clean_with_exact_kms_rights(tmp_path):
+    from infra.config import parse_config
+
+    raw = json.loads((REPO / "config" / "movielens-demo.json").read_text())
+    raw["kms_key_arn"] = (
+        "arn:aws:kms:eu-west-1:111122223333:key/0f6c3c36-1111-2222-3333-444455556666"
+    )
+    app, stack = build_app(parse_config(raw), outdir=str(tmp_path))
+    app.synth()  # raises on any unacknowledged nag finding
+    template = json.loads((tmp_path / f"{stack.stack_name}.template.json").read_text())
+    kms_actions = [
+        statement["Action"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+        if "kms" in str(statement["Action"])
+    ]
+    assert kms_actions == [["kms:Decrypt", "kms:GenerateDataKey"]] * 2  # Personalize, SageMaker

@@ -1,0 +1,5 @@
+import sys
+
+from localaws.server import main
+
+sys.exit(main())

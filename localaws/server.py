@@ -1,0 +1,218 @@
+"""`python -m localaws start | stop | status | serve`: the local account as a server.
+
+`start` runs `serve` in the background on a free localhost port and prints the environment
+variables that point the AWS CLI, boto3 and the CDK CLI at it. `status` lists every resource of
+every service the product uses, so "the account is empty" can be shown. `stop` ends it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+STATE = Path(os.environ.get("LOCALAWS_STATE", Path.home() / ".cache" / "localaws" / "server.json"))
+REGION = "us-east-1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def environment(port: int) -> dict[str, str]:
+    # `localhost`, not 127.0.0.1: moto reads an IP host in a template URL as a bucket name.
+    return {
+        "AWS_ENDPOINT_URL": f"http://localhost:{port}",
+        "AWS_ACCESS_KEY_ID": "localaws",
+        "AWS_SECRET_ACCESS_KEY": "localaws",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "CDK_DEFAULT_ACCOUNT": "123456789012",
+        "CDK_DEFAULT_REGION": REGION,
+    }
+
+
+def serve(port: int) -> None:
+    """Run moto's server with every localaws extension until SIGTERM."""
+    from moto.core.config import default_user_config
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+    from localaws import cloudformation, lambda_runtime, personalize, sagemaker, stepfunctions
+
+    default_user_config["stepfunctions"]["execute_state_machine"] = True
+    os.environ["MOTO_PORT"] = str(port)  # moto's Step Functions calls services back through it
+    lambda_runtime.ENDPOINT_URL = f"http://localhost:{port}"
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with contextlib.ExitStack() as stack:
+        for extension in (lambda_runtime, cloudformation, stepfunctions, sagemaker, personalize):
+            stack.enter_context(extension.install())
+        server = ThreadedMotoServer("127.0.0.1", port, verbose=False)
+        server.start()
+        print(f"localaws serving on http://localhost:{port}", flush=True)
+        stop.wait()
+        server.stop()
+
+
+def start() -> dict:
+    if STATE.exists():
+        state = json.loads(STATE.read_text())
+        if _alive(state["pid"]):
+            return state
+    port = free_port()
+    log = STATE.with_suffix(".log")
+    STATE.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "localaws", "serve", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"localaws server exited: {log.read_text()[-2000:]}")
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=0.5),
+        ):
+            break
+        time.sleep(0.2)
+    else:
+        process.terminate()
+        raise RuntimeError("localaws server did not start within 60 s")
+    state = {"pid": process.pid, "port": port, "log": str(log)}
+    STATE.write_text(json.dumps(state))
+    return state
+
+
+def stop() -> bool:
+    if not STATE.exists():
+        return False
+    state = json.loads(STATE.read_text())
+    STATE.unlink()
+    if _alive(state["pid"]):
+        os.kill(state["pid"], signal.SIGTERM)
+        for _ in range(50):
+            if not _alive(state["pid"]):
+                break
+            time.sleep(0.1)
+        return True
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def inventory(client) -> dict[str, list[str]]:
+    """Every resource the product creates, by service: empty lists mean an empty account."""
+    found: dict[str, list[str]] = {}
+    s3 = client("s3")
+    found["s3 buckets"] = [b["Name"] for b in s3.list_buckets().get("Buckets", [])]
+    stacks = client("cloudformation").describe_stacks().get("Stacks", [])
+    found["cloudformation stacks"] = [f"{s['StackName']} ({s['StackStatus']})" for s in stacks]
+    found["iam roles"] = [r["RoleName"] for r in client("iam").list_roles().get("Roles", [])]
+    found["lambda functions"] = [
+        f["FunctionName"] for f in client("lambda").list_functions().get("Functions", [])
+    ]
+    found["step functions state machines"] = [
+        m["name"] for m in client("stepfunctions").list_state_machines().get("stateMachines", [])
+    ]
+    sagemaker = client("sagemaker")
+    found["sagemaker jobs"] = [
+        *(
+            j["ProcessingJobName"]
+            for j in sagemaker.list_processing_jobs().get("ProcessingJobSummaries", [])
+        ),
+        *(
+            j["TrainingJobName"]
+            for j in sagemaker.list_training_jobs().get("TrainingJobSummaries", [])
+        ),
+        *(
+            j["TransformJobName"]
+            for j in sagemaker.list_transform_jobs().get("TransformJobSummaries", [])
+        ),
+    ]
+    found["sagemaker models"] = [m["ModelName"] for m in sagemaker.list_models().get("Models", [])]
+    personalize = client("personalize")
+    groups = personalize.list_dataset_groups().get("datasetGroups", [])
+    found["personalize dataset groups"] = [g["name"] for g in groups]
+    found["personalize schemas"] = [
+        s["name"] for s in personalize.list_schemas().get("schemas", [])
+    ]
+    per_group = {
+        "datasets": "list_datasets",
+        "solutions": "list_solutions",
+        "filters": "list_filters",
+        "eventTrackers": "list_event_trackers",
+        "recommenders": "list_recommenders",
+    }
+    for key, call in per_group.items():
+        found[f"personalize {key}"] = [
+            item["name"]
+            for group in groups
+            for item in getattr(personalize, call)(datasetGroupArn=group["datasetGroupArn"]).get(
+                key, []
+            )
+        ]
+    found["personalize campaigns"] = [
+        c["name"] for c in personalize.list_campaigns().get("campaigns", [])
+    ]
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localaws", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("start", help="start the local account in the background")
+    commands.add_parser("stop", help="stop it")
+    commands.add_parser("status", help="list every resource in it")
+    serve_parser = commands.add_parser("serve", help="run it in the foreground")
+    serve_parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        serve(args.port or free_port())
+        return 0
+    if args.command == "start":
+        state = start()
+        print(f"# localaws running (pid {state['pid']}); log: {state['log']}")
+        for key, value in environment(state["port"]).items():
+            print(f"export {key}={value}")
+        return 0
+    if args.command == "stop":
+        print("localaws stopped" if stop() else "localaws was not running")
+        return 0
+    if not STATE.exists():
+        print("localaws is not running; start it with: python -m localaws start", file=sys.stderr)
+        return 1
+    import boto3
+
+    env = environment(json.loads(STATE.read_text())["port"])
+    session = boto3.session.Session(
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=REGION,
+    )
+    found = inventory(lambda service: session.client(service, endpoint_url=env["AWS_ENDPOINT_URL"]))
+    for service, names in found.items():
+        print(f"{service}: {len(names)}" + (f"  {', '.join(names)}" if names else ""))
+    print("the account is empty" if not any(found.values()) else "")
+    return 0
