@@ -184,3 +184,29 @@ def test_fm_knn_pipeline_beats_popularity_on_movielens_100k(tmp_path):
     ours, baseline = results["fm-knn, seen removed"], results["popularity, seen removed"]
     assert ours["aws_mrr"] > baseline["aws_mrr"]
     assert ours["ndcg@10"] > baseline["ndcg@10"]
+
+
+def test_local_fm_artifact_is_read_by_fm_to_knn_exactly():
+    from localaws import fm_trainer
+    from training.features import implicit_target, one_hot
+
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 40, 800), rng.integers(0, 30, 800)
+    examples = implicit_target(users, items, 30, 2, seed=1)
+    matrix = one_hot(examples, 40, 30)
+    hp = fm_trainer.FMHyperparameters(
+        feature_dim=70, num_factors=4, predictor_type="binary_classifier", epochs=2
+    )
+    params = fm_trainer.train(matrix, examples.label, hp, log=lambda line: None)
+    back = fm_to_knn.read_fm_model(fm_trainer.model_artifact(params, hp))
+    np.testing.assert_allclose(back.v, params.v.astype(np.float32))
+    np.testing.assert_allclose(back.w, params.w.astype(np.float32))
+    assert back.bias == pytest.approx(params.bias, rel=1e-6)
+    scores = fm_trainer.predict(back, matrix)
+    assert (
+        fm_trainer.evaluate(back, matrix, examples.label, "binary_classifier")[
+            "test:binary_classification_accuracy"
+        ]
+        > 0.5
+    )
+    assert scores.shape == (matrix.shape[0],)

@@ -108,10 +108,10 @@ def train(recipe: str, interactions: pd.DataFrame, seed: int = 0) -> Model:
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
-        als = AlternatingLeastSquares(
-            factors=32, iterations=15, regularization=0.05, random_state=seed
-        )
         with threadpool_limits(1, "blas"):  # implicit's own threads; BLAS threads would fight them
+            als = AlternatingLeastSquares(
+                factors=32, iterations=15, regularization=0.05, random_state=seed
+            )
             als.fit(matrix * 20.0, show_progress=False)
         model.user_factors, model.item_factors = als.user_factors, als.item_factors
     elif stand_in.startswith("item co-occurrence"):
