@@ -35,6 +35,8 @@ from moto.core.responses import ActionResult, EmptyResult
 from moto.s3 import models as s3_models
 from moto.s3.exceptions import BucketNotEmpty
 
+from localaws.patching import patched
+
 
 class CustomResourceFailedError(RuntimeError):
     """A custom resource's handler answered FAILED (or never answered)."""
@@ -341,17 +343,10 @@ _PATCHES = [
 @contextlib.contextmanager
 def install():
     global _RESPONSES
-    originals = [(owner, name, owner.__dict__.get(name)) for owner, name, _ in _PATCHES]
     _RESPONSES = _Responses()
-    for owner, name, replacement in _PATCHES:
-        setattr(owner, name, replacement)
     try:
-        yield
+        with patched(_PATCHES):
+            yield
     finally:
-        for owner, name, original in originals:
-            if original is None:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, original)
         _RESPONSES.close()
         _RESPONSES = None

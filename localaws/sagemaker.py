@@ -39,6 +39,7 @@ from moto.s3.models import s3_backends
 from moto.sagemaker import models as sm_models
 
 from localaws import fm_trainer
+from localaws.patching import patched
 from training import recordio
 
 CONTAINER_ROOT = "/opt/ml/processing"
@@ -381,13 +382,5 @@ _PATCHES = [
 ]
 
 
-@contextlib.contextmanager
-def install():
-    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in _PATCHES]
-    for owner, name, replacement in _PATCHES:
-        setattr(owner, name, replacement)
-    try:
-        yield
-    finally:
-        for owner, name, original in originals:
-            setattr(owner, name, original)
+def install() -> contextlib.AbstractContextManager:
+    return patched(_PATCHES)

@@ -48,6 +48,8 @@ from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
+from localaws.patching import patched
+
 _MODELS = botocore.session.get_session()
 
 
@@ -213,13 +215,5 @@ _PATCHES = [
 ]
 
 
-@contextlib.contextmanager
-def install():
-    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in _PATCHES]
-    for owner, name, replacement in _PATCHES:
-        setattr(owner, name, replacement)
-    try:
-        yield
-    finally:
-        for owner, name, original in originals:
-            setattr(owner, name, original)
+def install() -> contextlib.AbstractContextManager:
+    return patched(_PATCHES)

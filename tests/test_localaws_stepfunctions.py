@@ -63,19 +63,8 @@ def test_jsonata_states():
 
 
 def test_aws_sdk_personalize_camel_case_and_datetimes():
-    schema = json.dumps(
-        {
-            "type": "record",
-            "name": "Interactions",
-            "namespace": "com.amazonaws.personalize.schema",
-            "fields": [
-                {"name": "USER_ID", "type": "string"},
-                {"name": "ITEM_ID", "type": "string"},
-                {"name": "TIMESTAMP", "type": "long"},
-            ],
-            "version": "1.0",
-        }
-    )
+    from tests.test_localaws_personalize import SCHEMA
+
     definition = {
         "StartAt": "Create",
         "States": {
@@ -94,7 +83,7 @@ def test_aws_sdk_personalize_camel_case_and_datetimes():
         },
     }
     with LocalAccount() as account:
-        result = run(account, definition, {"schema": schema})
+        result = run(account, definition, {"schema": SCHEMA})
     assert result["status"] == "SUCCEEDED", result.get("cause")
     output = json.loads(result["output"])
     assert output["Schema"]["Name"] == "demo-schema"  # PascalCase, as Step Functions returns
