@@ -77,11 +77,11 @@ def handle_control(backend: PersonalizeBackend, operation: str, params: dict) ->
         backend.faults.throttle_next -= 1
         raise PersonalizeError("ThrottlingException", "Rate exceeded")
     output = CONTROL.operation_model(operation).output_shape
-    result = _dispatch(backend, operation, params, output)
+    result = _dispatch(backend, operation, params)
     return _wire(_shaped(result, output)) if output is not None else {}
 
 
-def _dispatch(backend: PersonalizeBackend, operation: str, params: dict, output) -> dict:
+def _dispatch(backend: PersonalizeBackend, operation: str, params: dict) -> dict:
     verb, noun = re.match(r"([A-Z][a-z]+)(.*)", operation).groups()
     special = _SPECIAL.get(operation)
     if special is not None:
