@@ -23,7 +23,7 @@ import pandas as pd
 
 from bench import notebook_reference as notebook
 from training import recordio
-from training.datasets import INTER_COLUMNS, movielens_path
+from training.datasets import INTER_COLUMNS, movielens_path, read_inter
 from training.evaluate import Holdout, broadcast, exclude_seen, popularity_ranking, score
 from training.features import one_hot, regression_target
 from training.interactions import (
@@ -165,22 +165,10 @@ def bench_recordio(path: Path) -> dict:
 
 
 def load_movielens_from(path: Path) -> pd.DataFrame:
-    raw = pd.read_csv(
-        path,
-        sep="\t",
-        quoting=csv.QUOTE_NONE,
-        dtype={COLUMNS["USER_ID"]: str, COLUMNS["ITEM_ID"]: str},
+    frame = read_inter(path)
+    return frame.rename(
+        columns={"user_id": "USER_ID", "item_id": "ITEM_ID", "timestamp": "TIMESTAMP"}
     )
-    frame = raw.rename(
-        columns={
-            COLUMNS["USER_ID"]: "USER_ID",
-            COLUMNS["ITEM_ID"]: "ITEM_ID",
-            COLUMNS["TIMESTAMP"]: "TIMESTAMP",
-            COLUMNS["EVENT_VALUE"]: "rating",
-        }
-    )
-    frame["TIMESTAMP"] = frame["TIMESTAMP"].astype(np.int64)
-    return frame
 
 
 def _holdout(frame: pd.DataFrame) -> tuple[Holdout, pd.DataFrame, pd.DataFrame, np.ndarray]:

@@ -35,10 +35,9 @@ from pathlib import Path
 
 import numpy as np
 from moto.logs.models import logs_backends
-from moto.s3.models import s3_backends
 from moto.sagemaker import models as sm_models
 
-from localaws import fm_trainer
+from localaws import fm_trainer, s3
 from localaws.patching import patched
 from training import recordio
 
@@ -47,36 +46,24 @@ PYTHON_IMAGES = ("sagemaker-scikit-learn",)
 _RUNNING: dict[str, subprocess.Popen] = {}
 
 
-def _split_s3(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bucket, key
-
-
 def download_prefix(account: str, uri: str, target: Path) -> int:
     """Copy every object under an S3 prefix (or the one object) into a folder."""
-    bucket_name, prefix = _split_s3(uri)
-    bucket = s3_backends[account]["aws"].get_bucket(bucket_name)
-    count = 0
-    for key_name, key in list(bucket.keys.items()):
-        if not key_name.startswith(prefix) or key_name.endswith("/"):
-            continue
-        relative = key_name[len(prefix) :].lstrip("/") or Path(key_name).name
-        destination = target / relative
+    _, prefix = s3.split_uri(uri)
+    objects = s3.objects_under(account, uri)
+    for name, body in objects:
+        destination = target / (name[len(prefix) :].lstrip("/") or Path(name).name)
         destination.parent.mkdir(parents=True, exist_ok=True)
-        destination.write_bytes(key.value)
-        count += 1
-    return count
+        destination.write_bytes(body)
+    return len(objects)
 
 
 def upload_folder(account: str, folder: Path, uri: str) -> int:
-    bucket_name, prefix = _split_s3(uri)
-    backend = s3_backends[account]["aws"]
-    count = 0
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        key = f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}".lstrip("/")
-        backend.put_object(bucket_name, key, path.read_bytes())
-        count += 1
-    return count
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    for path in files:
+        s3.put(
+            account, f"{uri.rstrip('/')}/{path.relative_to(folder).as_posix()}", path.read_bytes()
+        )
+    return len(files)
 
 
 def _local(path: str, root: Path) -> Path:
@@ -185,26 +172,10 @@ def _stop_processing_job(self, processing_job_name: str) -> None:
 # --- training and transform --------------------------------------------------------------------
 
 
-def read_object_bytes(account: str, uri: str) -> list[tuple[str, bytes]]:
-    """(key, body) of every object under an S3 prefix, in key order."""
-    bucket_name, prefix = _split_s3(uri)
-    bucket = s3_backends[account]["aws"].get_bucket(bucket_name)
-    return [
-        (name, key.value)
-        for name, key in sorted(bucket.keys.items())
-        if name.startswith(prefix) and not name.endswith("/")
-    ]
-
-
-def put_object(account: str, uri: str, body: bytes) -> None:
-    bucket_name, key = _split_s3(uri)
-    s3_backends[account]["aws"].put_object(bucket_name, key, body)
-
-
 def _channel(account: str, job, name: str):
     for channel in job.input_data_config or []:
         if channel["ChannelName"] == name:
-            objects = read_object_bytes(account, channel["DataSource"]["S3DataSource"]["S3Uri"])
+            objects = s3.objects_under(account, channel["DataSource"]["S3DataSource"]["S3Uri"])
             if not objects:
                 raise ValueError(f"ClientError: channel {name!r} has no objects")
             return recordio.read_sparse(b"".join(body for _, body in objects))
@@ -263,7 +234,7 @@ def run_training_job(job, account: str, region: str) -> None:
         if kind is None:
             raise ValueError(f"localaws trains the {sorted(TRAINERS)} images only")
         artifact, metrics = TRAINERS[kind](job, account, lines.append)
-        put_object(account, job.model_artifacts["S3ModelArtifacts"], artifact)
+        s3.put(account, job.model_artifacts["S3ModelArtifacts"], artifact)
         now = datetime.datetime.now(datetime.UTC)
         job.final_metric_data_list = [
             {"MetricName": name, "Value": value, "Timestamp": now}
@@ -278,7 +249,7 @@ def run_training_job(job, account: str, region: str) -> None:
 
 
 def _load_knn(account: str, model_data_url: str) -> dict:
-    ((_, body),) = read_object_bytes(account, model_data_url)
+    ((_, body),) = s3.objects_under(account, model_data_url)
     with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
         data = tar.extractfile("model_algo-1").read()
     with np.load(io.BytesIO(data)) as npz:
@@ -318,7 +289,7 @@ def run_transform_job(job, backend, account: str, region: str) -> None:
         verbose = "verbose=true" in accept.replace(" ", "")
         source = job.transform_input["DataSource"]["S3DataSource"]["S3Uri"]
         target = job.transform_output["S3OutputPath"].rstrip("/")
-        for key, body in read_object_bytes(account, source):
+        for key, body in s3.objects_under(account, source):
             queries, _ = recordio.read_dense(body)
             distances, labels = knn_query(index, queries.astype(np.float32), int(index["k"]))
             lines = []
@@ -330,7 +301,7 @@ def run_transform_job(job, backend, account: str, region: str) -> None:
                     record["distances"] = [float(d) for d in row_distances[ascending]]
                     record["labels"] = [float(label) for label in row_labels[ascending]]
                 lines.append(json.dumps(record))
-            put_object(
+            s3.put(
                 account,
                 f"{target}/{key.rsplit('/', 1)[-1]}.out",
                 ("\n".join(lines) + "\n").encode(),

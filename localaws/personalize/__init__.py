@@ -10,6 +10,7 @@ injects throttling and failed solution versions.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 from urllib.parse import urlparse
@@ -17,8 +18,8 @@ from urllib.parse import urlparse
 from moto.backend_index import backend_url_patterns
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.personalize import urls as personalize_urls
-from moto.s3.models import s3_backends
 
+from localaws import s3
 from localaws.personalize.api import error_body, handle_control, handle_runtime, runtime_operation
 from localaws.personalize.backend import PersonalizeBackend, PersonalizeError
 
@@ -27,42 +28,15 @@ _BACKENDS: dict[tuple[str, str], PersonalizeBackend] = {}
 _JSON = {"Content-Type": "application/x-amz-json-1.1"}
 
 
-def _split(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bucket, key
-
-
-def _read_s3(account: str):
-    def read(uri: str, with_keys: bool = False):
-        bucket_name, prefix = _split(uri)
-        bucket = s3_backends[account]["aws"].get_bucket(bucket_name)
-        found = [
-            (name, key.value)
-            for name, key in sorted(bucket.keys.items())
-            if (
-                name == prefix
-                or name.startswith(prefix.rstrip("/") + "/")
-                or (prefix.endswith("/") and name.startswith(prefix))
-            )
-            and not name.endswith("/")
-        ]
-        return found if with_keys else [body for _, body in found]
-
-    return read
-
-
-def _write_s3(account: str):
-    def write(uri: str, body: bytes) -> None:
-        bucket, key = _split(uri)
-        s3_backends[account]["aws"].put_object(bucket, key, body)
-
-    return write
-
-
 def backend_for(account: str = DEFAULT_ACCOUNT_ID, region: str = "us-east-1") -> PersonalizeBackend:
     key = (account, region)
     if key not in _BACKENDS:
-        _BACKENDS[key] = PersonalizeBackend(account, region, _read_s3(account), _write_s3(account))
+        _BACKENDS[key] = PersonalizeBackend(
+            account,
+            region,
+            functools.partial(s3.objects_under, account),
+            functools.partial(s3.put, account),
+        )
     return _BACKENDS[key]
 
 

@@ -161,6 +161,7 @@ class PersonalizeBackend:
     """One account and region's Personalize, with hooks that do the work on activation."""
 
     def __init__(self, account: str, region: str, read_s3: Callable, write_s3: Callable):
+        """read_s3(uri) -> [(key, body)] under the URI; write_s3(uri, body)."""
         self.account, self.region = account, region
         self.read_s3, self.write_s3 = read_s3, write_s3
         self.resources: dict[str, Resource] = {}
@@ -321,7 +322,7 @@ class PersonalizeBackend:
         dataset = self.get(job.fields["datasetArn"], "dataset")
         schema = json.loads(self.get(dataset.fields["schemaArn"], "schema").fields["schema"])
         location = job.fields["dataSource"]["dataLocation"]
-        bodies = self.read_s3(location)
+        bodies = [body for _, body in self.read_s3(location)]
         if not bodies:
             raise PersonalizeError("InvalidInputException", f"No data found at {location}.")
         frame = pd.concat(
@@ -433,7 +434,7 @@ class PersonalizeBackend:
         n = int(job.fields.get("numResults") or 25)
         source = job.fields["jobInput"]["s3DataSource"]["path"]
         target = job.fields["jobOutput"]["s3DataDestination"]["path"].rstrip("/")
-        inputs = self.read_s3(source, with_keys=True)
+        inputs = self.read_s3(source)
         if not inputs:
             raise PersonalizeError("InvalidInputException", f"No input found at {source}.")
         for key, body in inputs:
