@@ -18,7 +18,7 @@ from pathlib import Path
 import boto3
 from moto import mock_aws
 
-from localaws import cloudformation, lambda_runtime, personalize, sagemaker, stepfunctions
+from localaws import clock, cloudformation, lambda_runtime, personalize, sagemaker, stepfunctions
 from localaws.deploy import deploy_assembly, destroy_stack
 
 MOTO_VERSION = "5.2.5"
@@ -38,6 +38,7 @@ class LocalAccount:
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> LocalAccount:
+        self.clock = clock.reset()
         self._stack.enter_context(_fake_credentials(self.region))
         self._stack.enter_context(mock_aws(config=MOTO_CONFIG))
         self._stack.enter_context(lambda_runtime.install())

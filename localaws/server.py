@@ -47,9 +47,17 @@ def serve(port: int) -> None:
     from moto.core.config import default_user_config
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-    from localaws import cloudformation, lambda_runtime, personalize, sagemaker, stepfunctions
+    from localaws import (
+        clock,
+        cloudformation,
+        lambda_runtime,
+        personalize,
+        sagemaker,
+        stepfunctions,
+    )
 
     default_user_config["stepfunctions"]["execute_state_machine"] = True
+    clock.reset()
     os.environ["MOTO_PORT"] = str(port)  # moto's Step Functions calls services back through it
     lambda_runtime.ENDPOINT_URL = f"http://localhost:{port}"
     stop = threading.Event()

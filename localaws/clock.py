@@ -1,0 +1,259 @@
+"""One virtual clock for the local account: time passes as in AWS, and tests need not wait.
+
+Gap closed (moto 5.2.5): moto has no notion of time. Its resources are ready at once (or, in
+this package before, one step per Describe), and its Step Functions interpreter waits in real
+time (Wait states, Retry backoff, timeouts, `.sync` polling), so a poll bound can never run out
+and a one-hour training cannot be waited for in a test.
+
+How virtual time maps to real time (the decision, in four rules):
+
+1. Virtual time is the wall clock plus an offset that only grows: left alone, the account ages
+   at the speed of the real world.
+2. Whoever waits (a Wait state, a Retry backoff, a `.sync` poll, a timeout) calls `sleep`,
+   `sleep_until` or `wait_for`. When everything that waits is asleep and nothing is working,
+   the clock jumps to the earliest wake-up (a discrete-event simulation). Waits that overlap in
+   real time overlap in virtual time: the N branches of a Map that each wait an hour take one
+   virtual hour, not N; the clock is shared, it is never advanced once per branch.
+3. Real work holds the clock (`holding()`): a service request being answered, a Lambda
+   invocation, a local training or processing job computing. While anything holds it the clock
+   does not jump, so the seconds the local Python takes are not virtual hours, and a job's
+   virtual length is its entry in `DURATIONS` (resource lifecycle), not its local compute time.
+   A thread that sleeps stops holding until it wakes.
+4. Resources with a lifecycle (Personalize create/delete, SageMaker jobs) derive their status
+   from the clock and their timestamps: `Describe*` and `List*` read the same clock, so they
+   agree, and nothing moves because somebody looked.
+
+A short real grace period (GRACE seconds with no new sleeper and no hold) lets threads that
+start together all go to sleep before the clock jumps. Tests that create resources outside a
+state machine move time themselves with `advance(seconds)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import heapq
+import itertools
+import threading
+import time as _time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+GRACE = 0.02  # real seconds of quiet before the clock jumps to the next wake-up
+
+
+class Clock:
+    """Wall clock + offset; jumps to the earliest sleeper when nothing else is going on."""
+
+    def __init__(self, grace: float = GRACE) -> None:
+        self.grace = grace
+        self._offset = 0.0
+        self._cond = threading.Condition()
+        self._sleepers: list[tuple[float, int]] = []  # (wake-up, ticket), a heap
+        self._tickets = itertools.count()
+        self._holds: dict[int, int] = {}  # thread id -> depth
+        self._asleep: set[int] = set()  # thread ids inside sleep_until
+        self._quiet_since = _time.monotonic()
+        self._closed = False
+        self._ticker = threading.Thread(target=self._tick, name="localaws-clock", daemon=True)
+        self._ticker.start()
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def time(self) -> float:
+        """Virtual seconds since the epoch."""
+        return _time.time() + self._offset
+
+    def now(self) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(self.time(), datetime.UTC)
+
+    # --- waiting -------------------------------------------------------------------------------
+
+    def sleep(self, seconds: float) -> None:
+        self.sleep_until(self.time() + max(float(seconds), 0.0))
+
+    def sleep_until(self, wake: float) -> None:
+        """Block until virtual time reaches `wake` (epoch seconds)."""
+        me = threading.get_ident()
+        with self._cond:
+            ticket = (wake, next(self._tickets))
+            heapq.heappush(self._sleepers, ticket)
+            self._asleep.add(me)
+            self._touch()
+            try:
+                while self.time() < wake and not self._closed:
+                    self._cond.wait(timeout=min(wake - self.time(), 0.5))
+            finally:
+                self._sleepers.remove(ticket)
+                heapq.heapify(self._sleepers)
+                self._asleep.discard(me)
+                self._touch()
+
+    def wait_for(self, event: threading.Event, seconds: float | None) -> bool:
+        """`event.wait(seconds)` with a virtual timeout: True if the event was set in time."""
+        if seconds is None:
+            while not event.wait(0.05):
+                pass
+            return True
+        wake = self.time() + max(float(seconds), 0.0)
+        me = threading.get_ident()
+        with self._cond:
+            ticket = (wake, next(self._tickets))
+            heapq.heappush(self._sleepers, ticket)
+            self._asleep.add(me)
+            self._touch()
+        try:
+            while not event.is_set():
+                if self.time() >= wake or self._closed:
+                    return event.is_set()
+                event.wait(0.005)
+            return True
+        finally:
+            with self._cond:
+                self._sleepers.remove(ticket)
+                heapq.heapify(self._sleepers)
+                self._asleep.discard(me)
+                self._touch()
+
+    # --- holding and moving ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """Real work in progress: the clock does not jump until it ends."""
+        me = threading.get_ident()
+        with self._cond:
+            self._holds[me] = self._holds.get(me, 0) + 1
+            self._touch()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._holds[me] -= 1
+                if not self._holds[me]:
+                    del self._holds[me]
+                self._touch()
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by hand (tests; a user of the server who wants to skip ahead)."""
+        with self._cond:
+            self._offset += max(float(seconds), 0.0)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _touch(self) -> None:
+        self._quiet_since = _time.monotonic()
+        self._cond.notify_all()
+
+    def _holders(self) -> int:
+        return sum(1 for thread in self._holds if thread not in self._asleep)
+
+    def _tick(self) -> None:
+        with self._cond:
+            while not self._closed:
+                self._cond.wait(timeout=self.grace)
+                if not self._sleepers or self._holders():
+                    continue
+                if _time.monotonic() - self._quiet_since < self.grace:
+                    continue
+                gap = self._sleepers[0][0] - self.time()
+                if gap > 0:
+                    self._offset += gap
+                self._touch()
+
+
+# --- the account's clock ---------------------------------------------------------------------------
+
+_CLOCK = Clock()
+
+
+def reset() -> Clock:
+    """A fresh clock at wall time (a new LocalAccount, a new server)."""
+    global _CLOCK
+    _CLOCK.close()
+    _CLOCK = Clock()
+    return _CLOCK
+
+
+def current() -> Clock:
+    return _CLOCK
+
+
+def time() -> float:
+    return _CLOCK.time()
+
+
+def now() -> datetime.datetime:
+    return _CLOCK.now()
+
+
+def sleep(seconds: float) -> None:
+    _CLOCK.sleep(seconds)
+
+
+def sleep_until(wake: float) -> None:
+    _CLOCK.sleep_until(wake)
+
+
+def wait_for(event: threading.Event, seconds: float | None) -> bool:
+    return _CLOCK.wait_for(event, seconds)
+
+
+def holding() -> contextlib.AbstractContextManager:
+    return _CLOCK.holding()
+
+
+def advance(seconds: float) -> None:
+    _CLOCK.advance(seconds)
+
+
+# --- how long things take ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """Virtual seconds a resource spends queued and working, and where the figures come from."""
+
+    pending: float  # CREATE PENDING / provisioning
+    working: float  # CREATE IN_PROGRESS / InProgress
+    deleting: float  # DELETE PENDING / IN_PROGRESS until gone
+    source: str
+
+    @property
+    def ready_after(self) -> float:
+        return self.pending + self.working
+
+
+_SEED_000 = "shared/seeds 000 (Personalize on ML-1M): polls every 20-60 s with a 3 h bound"
+_SEED_002 = "shared/seeds 002: an import job 'takes about ten-odd minutes'"
+_SEED_001 = "shared/seeds 001: import and training 'add approximately 80 minutes'"
+_CONSOLE = "typical console timings; the API reference says only 'wait until ACTIVE'"
+
+DURATIONS: dict[str, Lifecycle] = {
+    # Amazon Personalize (https://docs.aws.amazon.com/personalize/latest/dg/API_Operations.html)
+    "personalize.datasetGroup": Lifecycle(15, 45, 60, _CONSOLE),
+    "personalize.dataset": Lifecycle(15, 45, 60, _CONSOLE),
+    "personalize.datasetImportJob": Lifecycle(60, 720, 0, _SEED_002),
+    "personalize.filter": Lifecycle(15, 105, 60, _CONSOLE),
+    "personalize.eventTracker": Lifecycle(15, 45, 60, _CONSOLE),
+    "personalize.solution": Lifecycle(5, 25, 60, _CONSOLE),
+    "personalize.solutionVersion": Lifecycle(300, 3300, 0, _SEED_001),
+    "personalize.campaign": Lifecycle(60, 540, 300, _SEED_000),
+    "personalize.recommender": Lifecycle(300, 3300, 300, _SEED_001),
+    "personalize.batchInferenceJob": Lifecycle(300, 900, 0, _SEED_000),
+    "personalize.metricAttribution": Lifecycle(15, 45, 60, _CONSOLE),
+    "personalize.stop": Lifecycle(0, 120, 0, _CONSOLE),  # CREATE STOPPING, STOP/START PENDING
+    # SageMaker: instance provisioning and image download come before the job's own work
+    # (SecondaryStatus Starting / Downloading / Training / Uploading in
+    # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTrainingJob.html)
+    "sagemaker.processingJob": Lifecycle(180, 120, 0, "Starting ~3 min on ml.m5 instances"),
+    "sagemaker.trainingJob": Lifecycle(180, 300, 0, "Starting + Downloading ~3 min, then training"),
+    "sagemaker.transformJob": Lifecycle(240, 120, 0, "model container start ~4 min"),
+}
+
+
+def lifecycle(kind: str) -> Lifecycle:
+    return DURATIONS[kind]

@@ -1,0 +1,73 @@
+"""The virtual clock: waits overlap as in real time, work holds it, nothing waits for real."""
+
+import threading
+import time
+
+import pytest
+
+from localaws.clock import Clock
+
+
+@pytest.fixture
+def clock():
+    c = Clock()
+    yield c
+    c.close()
+
+
+def test_an_hour_passes_in_well_under_a_second(clock):
+    start, real = clock.time(), time.monotonic()
+    clock.sleep(3600)
+    assert clock.time() - start == pytest.approx(3600, abs=1)
+    assert time.monotonic() - real < 1
+
+
+def test_sequential_waits_add_up(clock):
+    start = clock.time()
+    for _ in range(5):
+        clock.sleep(60)
+    assert clock.time() - start == pytest.approx(300, abs=1)
+
+
+def test_parallel_waits_overlap_instead_of_adding_up(clock):
+    start = clock.time()
+    threads = [threading.Thread(target=clock.sleep, args=(3600,)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert clock.time() - start == pytest.approx(3600, abs=5)
+
+
+def test_work_holds_the_clock(clock):
+    woke = threading.Event()
+    start = clock.time()
+    with clock.holding():
+        threading.Thread(target=lambda: (clock.sleep(3600), woke.set())).start()
+        time.sleep(0.3)
+        assert not woke.is_set()
+        assert clock.time() - start < 5
+    assert woke.wait(5)
+    assert clock.time() - start >= 3600
+
+
+def test_a_sleeping_holder_does_not_block_itself(clock):
+    start = clock.time()
+    with clock.holding():
+        clock.sleep(600)
+    assert clock.time() - start >= 600
+
+
+def test_wait_for_times_out_in_virtual_time(clock):
+    event = threading.Event()
+    start = clock.time()
+    assert clock.wait_for(event, 900) is False
+    assert clock.time() - start >= 900
+    event.set()
+    assert clock.wait_for(event, 900) is True
+
+
+def test_advance_by_hand(clock):
+    start = clock.time()
+    clock.advance(7200)
+    assert clock.time() - start >= 7200
