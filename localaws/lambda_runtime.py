@@ -27,6 +27,8 @@ from typing import Any
 
 from moto.awslambda.models import LambdaFunction
 
+from localaws import clock
+
 _UNPACKED = Path(tempfile.gettempdir()) / "localaws-lambda"
 # os.environ and sys.path are process-wide: one invocation at a time.
 _LOCK = threading.RLock()
@@ -128,7 +130,7 @@ def invoke_in_process(function: LambdaFunction, event: Any = None) -> tuple[str,
     function.logs_backend.ensure_log_group(function.logs_group_name)
     if isinstance(event, str):
         event = json.loads(event) if event else {}
-    with _LOCK:
+    with _LOCK, clock.holding():  # a running function is work: virtual time waits for it
         code_dir = unpack(function.code_bytes)
         with _environment(function_environment(function), code_dir), _captured_output() as out:
             try:

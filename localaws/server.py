@@ -48,6 +48,7 @@ def serve(port: int) -> None:
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
     from localaws import (
+        admin,
         clock,
         cloudformation,
         lambda_runtime,
@@ -64,7 +65,14 @@ def serve(port: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with contextlib.ExitStack() as stack:
-        for extension in (lambda_runtime, cloudformation, stepfunctions, sagemaker, personalize):
+        for extension in (
+            lambda_runtime,
+            cloudformation,
+            stepfunctions,
+            sagemaker,
+            personalize,
+            admin,
+        ):
             stack.enter_context(extension.install())
         server = ThreadedMotoServer("127.0.0.1", port, verbose=False)
         server.start()
@@ -187,6 +195,27 @@ def inventory(client) -> dict[str, list[str]]:
     return found
 
 
+def _admin(target: str, method: str | None, pairs: list[str]) -> int:
+    from localaws import admin
+
+    if not STATE.exists():
+        print("localaws is not running; start it with: python -m localaws start", file=sys.stderr)
+        return 1
+    endpoint = environment(json.loads(STATE.read_text())["port"])["AWS_ENDPOINT_URL"]
+    try:
+        if method is None:
+            method, pairs = "time", []
+            if target != "clock":
+                print(f"usage: python -m localaws faults {target} METHOD name=value ...")
+                return 2
+        result = admin.post(endpoint, target, method, admin.parse_args(pairs))
+    except ValueError as err:
+        print(f"localaws: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localaws", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -195,10 +224,18 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("status", help="list every resource in it")
     serve_parser = commands.add_parser("serve", help="run it in the foreground")
     serve_parser.add_argument("--port", type=int, default=0)
+    for name, text in (("faults", "inject a fault"), ("clock", "read or move virtual time")):
+        sub = commands.add_parser(name, help=f"{text} (see localaws/admin.py)")
+        if name == "faults":
+            sub.add_argument("target", help="personalize | sagemaker")
+        sub.add_argument("method", nargs="?", help="omit to list the methods")
+        sub.add_argument("args", nargs="*", help="name=value (JSON values)")
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve(args.port or free_port())
         return 0
+    if args.command in ("faults", "clock"):
+        return _admin(getattr(args, "target", "clock"), args.method, args.args)
     if args.command == "start":
         state = start()
         print(f"# localaws running (pid {state['pid']}); log: {state['log']}")

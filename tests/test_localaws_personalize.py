@@ -8,7 +8,7 @@ import pytest
 from botocore.config import Config
 from moto.personalize.responses import PersonalizeResponse
 
-from localaws import LocalAccount
+from localaws import LocalAccount, clock
 from localaws.personalize import backend_for
 from training.datasets import synthetic_interactions
 
@@ -28,11 +28,13 @@ SCHEMA = json.dumps(
 )
 
 
-def active(describe, key: str, arn_field: str, arn: str, limit: int = 10) -> dict:
+def active(describe, key: str, arn_field: str, arn: str, limit: int = 200) -> dict:
+    """Poll as a workflow would, a virtual minute apart."""
     for _ in range(limit):
         resource = describe(**{arn_field: arn})[key]
         if resource["status"] in ("ACTIVE", "CREATE FAILED"):
             return resource
+        clock.advance(60)
     raise AssertionError(f"{arn} never became ACTIVE")
 
 
@@ -79,17 +81,26 @@ def test_the_pinned_moto_has_only_schemas():
     assert not hasattr(PersonalizeResponse, "create_dataset_group")
 
 
-def test_lifecycle_advances_one_step_per_describe(account):
+def test_lifecycle_follows_the_clock_not_the_describes(account):
     p = account.client("personalize")
     arn = p.create_dataset_group(name="g")["datasetGroupArn"]
-    statuses = [
-        p.describe_dataset_group(datasetGroupArn=arn)["datasetGroup"]["status"] for _ in range(3)
-    ]
-    assert statuses == ["CREATE IN_PROGRESS", "ACTIVE", "ACTIVE"]
-    assert p.list_dataset_groups()["datasetGroups"][0]["status"] == "ACTIVE"
+
+    def status() -> tuple[str, str]:
+        described = p.describe_dataset_group(datasetGroupArn=arn)["datasetGroup"]["status"]
+        (listed,) = [g["status"] for g in p.list_dataset_groups()["datasetGroups"]]
+        return described, listed
+
+    assert [status() for _ in range(3)] == [("CREATE PENDING", "CREATE PENDING")] * 3
+    account.clock.advance(20)
+    assert status() == ("CREATE IN_PROGRESS", "CREATE IN_PROGRESS")
+    account.clock.advance(60)
+    assert status() == ("ACTIVE", "ACTIVE")
     p.delete_dataset_group(datasetGroupArn=arn)
+    assert status() == ("DELETE PENDING", "DELETE PENDING")
+    account.clock.advance(61)
     with pytest.raises(p.exceptions.ResourceNotFoundException):
         p.describe_dataset_group(datasetGroupArn=arn)
+    assert p.list_dataset_groups()["datasetGroups"] == []
 
 
 def test_errors_as_the_service_raises_them(account):
@@ -125,6 +136,7 @@ def test_out_of_order_delete_is_refused(account):
     with pytest.raises(p.exceptions.ResourceInUseException, match="DELETE PENDING"):
         p.delete_dataset_group(datasetGroupArn=group)  # the dataset is still being deleted
     assert p.list_datasets(datasetGroupArn=group)["datasets"][0]["status"] == "DELETE PENDING"
+    account.clock.advance(60)
     with pytest.raises(p.exceptions.ResourceNotFoundException):
         p.describe_dataset(datasetArn=dataset)
     p.delete_schema(schemaArn=schema)
@@ -271,8 +283,9 @@ def test_step_functions_drive_personalize(account):
                         "Next": "Done",
                     }
                 ],
-                "Default": "Describe",
+                "Default": "Wait",
             },
+            "Wait": {"Type": "Wait", "Seconds": 30, "Next": "Describe"},
             "Done": {"Type": "Succeed"},
         },
     }

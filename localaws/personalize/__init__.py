@@ -19,7 +19,7 @@ from moto.backend_index import backend_url_patterns
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.personalize import urls as personalize_urls
 
-from localaws import s3
+from localaws import clock, s3
 from localaws.personalize.api import error_body, handle_control, handle_runtime, runtime_operation
 from localaws.personalize.backend import PersonalizeBackend, PersonalizeError
 
@@ -58,7 +58,8 @@ def _body(request) -> dict:
 
 def _respond(call):
     try:
-        return 200, dict(_JSON), json.dumps(call())
+        with clock.holding():  # a request being answered is work: the clock waits for it
+            return 200, dict(_JSON), json.dumps(call())
     except PersonalizeError as err:
         status = 404 if err.code == "ResourceNotFoundException" else 400
         return status, dict(_JSON), error_body(err)

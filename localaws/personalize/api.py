@@ -93,7 +93,8 @@ def _dispatch(backend: PersonalizeBackend, operation: str, params: dict) -> dict
         return {family.arn_field: resource.arn}
     if verb == "Describe" and noun in _FAMILY_BY_NOUN:
         family = _FAMILY_BY_NOUN[noun]
-        return {family.name: backend.describe(params[family.arn_field], family.name).fields}
+        resource = backend.describe(params[family.arn_field], family.name)
+        return {family.name: {**resource.fields, **_derived(backend, resource)}}
     if verb == "Delete" and noun in _FAMILY_BY_NOUN:
         family = _FAMILY_BY_NOUN[noun]
         backend.delete(params[family.arn_field], family.name)
@@ -106,6 +107,21 @@ def _dispatch(backend: PersonalizeBackend, operation: str, params: dict) -> dict
     raise PersonalizeError("LocalAwsNotImplemented", f"localaws does not implement {operation}")
 
 
+def _derived(backend: PersonalizeBackend, resource) -> dict:
+    """Describe fields computed from other resources (a solution's latest version)."""
+    if resource.family.name != "solution":
+        return {}
+    versions = [
+        v for v in backend.list("solutionVersion", resource.arn) if v.fields.get("solutionArn")
+    ]
+    if not versions:
+        return {}
+    latest = max(versions, key=lambda v: v.fields["creationDateTime"])
+    summary = {k: v for k, v in latest.fields.items() if k != "name"}
+    summary.setdefault("trainingMode", "FULL")
+    return {"latestSolutionVersion": summary}
+
+
 def _stop_solution_version(backend: PersonalizeBackend, params: dict) -> dict:
     version = backend.get(params["solutionVersionArn"], "solutionVersion")
     if version.status not in ("CREATE PENDING", "CREATE IN_PROGRESS"):
@@ -113,18 +129,18 @@ def _stop_solution_version(backend: PersonalizeBackend, params: dict) -> dict:
             "ResourceInUseException",
             f"{version.arn} is {version.status}; only training can be stopped.",
         )
-    version.fields["status"] = "CREATE STOPPING"
+    backend.change_status(version, "CREATE STOPPING", "CREATE STOPPED")
     return {}
 
 
-def _recommender_state(target: str, allowed: tuple[str, ...]):
+def _recommender_state(passing: str, final: str, allowed: tuple[str, ...]):
     def change(backend: PersonalizeBackend, params: dict) -> dict:
         recommender = backend.get(params["recommenderArn"], "recommender")
         if recommender.status not in allowed:
             raise PersonalizeError(
                 "ResourceInUseException", f"{recommender.arn} is {recommender.status}."
             )
-        recommender.fields["status"] = target
+        backend.change_status(recommender, passing, final)
         return {"recommenderArn": recommender.arn}
 
     return change
@@ -188,8 +204,8 @@ def _create_event_tracker(backend: PersonalizeBackend, params: dict) -> dict:
 
 _SPECIAL = {
     "StopSolutionVersionCreation": _stop_solution_version,
-    "StopRecommender": _recommender_state("STOP PENDING", (ACTIVE,)),
-    "StartRecommender": _recommender_state("START PENDING", ("INACTIVE",)),
+    "StopRecommender": _recommender_state("STOP IN_PROGRESS", "INACTIVE", (ACTIVE,)),
+    "StartRecommender": _recommender_state("START IN_PROGRESS", ACTIVE, ("INACTIVE",)),
     "UpdateCampaign": _update(
         "campaign", ("solutionVersionArn", "minProvisionedTPS", "campaignConfig")
     ),

@@ -1,10 +1,14 @@
 """The Personalize resources: one create / describe / list / delete core, families declared as data.
 
-Lifecycle as the service has it, one step per describe: CREATE PENDING -> CREATE IN_PROGRESS ->
-ACTIVE (or CREATE FAILED with a failureReason); delete -> DELETE PENDING -> gone. Errors as the
-service raises them: ResourceNotFoundException, ResourceAlreadyExistsException,
-ResourceInUseException (a delete out of order or in a transitional state, a parent not ACTIVE),
-InvalidInputException, LimitExceededException.
+Lifecycle as the service has it, in virtual time (localaws/clock.py): CREATE PENDING -> CREATE
+IN_PROGRESS -> ACTIVE (or CREATE FAILED with a failureReason), each for the seconds the family's
+entry in `clock.DURATIONS` gives; delete -> DELETE PENDING -> gone. A resource's status is read
+off its timeline at the clock's time, so Describe and List agree and nothing moves because
+somebody looked. The work a resource does (an import reading S3, a solution version training)
+runs when it becomes ACTIVE; any failure there ends it CREATE FAILED with the reason, never an
+internal error. Errors as the service raises them: ResourceNotFoundException,
+ResourceAlreadyExistsException, ResourceInUseException (a delete out of order or in a
+transitional state, a parent not ACTIVE), InvalidInputException, LimitExceededException.
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ from typing import Any
 
 import pandas as pd
 
+from localaws import clock
 from localaws.personalize import standins
 
 CREATE_PENDING, CREATE_IN_PROGRESS, ACTIVE = "CREATE PENDING", "CREATE IN_PROGRESS", "ACTIVE"
 CREATE_FAILED, DELETE_PENDING = "CREATE FAILED", "DELETE PENDING"
-TRANSITIONS = {CREATE_PENDING: CREATE_IN_PROGRESS, CREATE_IN_PROGRESS: ACTIVE}
+TRANSITIONAL = ("CREATE PENDING", "CREATE IN_PROGRESS", "CREATE STOPPING", DELETE_PENDING)
 MAX_DATASET_GROUPS = 5  # the default quota of active dataset groups per region
 
 
@@ -122,24 +127,37 @@ FAMILIES = {
 
 @dataclass
 class Faults:
-    """Injected failures, for tests of retry and failure handling."""
+    """Injected failures, for tests of retry and failure handling (also reachable from outside
+    the process through `python -m localaws faults`)."""
 
     throttle_next: int = 0
     fail_solution_versions: list[str] = field(default_factory=list)  # reasons, used in order
+    slow: dict[str, float] = field(default_factory=dict)  # family -> extra seconds, next one
 
     def throttle(self, calls: int) -> None:
-        self.throttle_next = calls
+        """The next `calls` requests fail with ThrottlingException."""
+        self.throttle_next = int(calls)
 
     def fail_next_solution_version(self, reason: str = "InternalServerError") -> None:
+        """The next solution version created ends CREATE FAILED with this reason."""
         self.fail_solution_versions.append(reason)
+
+    def slow_next(self, family: str, seconds: float) -> None:
+        """The next resource of this family (e.g. solutionVersion) takes this much longer."""
+        if family not in FAMILIES:
+            raise ValueError(f"unknown Personalize resource {family!r}; one of {sorted(FAMILIES)}")
+        self.slow[family] = self.slow.get(family, 0.0) + float(seconds)
 
 
 @dataclass
 class Resource:
     family: Family
     fields: dict[str, Any]
-    describes: int = 0
+    timeline: list[tuple[float, str]] = field(default_factory=list)  # (virtual time, status)
+    gone_at: float | None = None  # deleted, and gone from then on
     deleted: bool = False
+    activated: bool = False  # its work (import, training, ...) has run
+    planned_failure: str | None = None  # an injected fault, decided at creation
     model: standins.Model | None = None
     data: pd.DataFrame | None = None  # a dataset's imported rows
     metrics: dict[str, float] = field(default_factory=dict)  # a solution version's
@@ -152,9 +170,18 @@ class Resource:
     def status(self) -> str | None:
         return self.fields.get("status")
 
+    def schedule(self, *steps: tuple[float, str]) -> None:
+        """From now on, these (time, status) steps replace whatever was still to come."""
+        now = clock.time()
+        self.timeline = [step for step in self.timeline if step[0] <= now] + list(steps)
+
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+    return clock.now()
+
+
+def _at(seconds: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC)
 
 
 class PersonalizeBackend:
@@ -186,10 +213,14 @@ class PersonalizeBackend:
         return f"arn:aws:personalize:{self.region}:{self.account}:{family.arn_kind}/{name}"
 
     def get(self, arn: str, family: str | None = None) -> Resource:
-        resource = self.resources.get(arn)
-        if resource is None or resource.deleted or (family and resource.family.name != family):
-            raise not_found(arn)
-        return resource
+        """The resource as it is now; ResourceNotFoundException if it is not (or no longer)."""
+        with self.lock:
+            resource = self.resources.get(arn)
+            if resource is not None and not resource.deleted:
+                self._settle(resource)
+            if resource is None or resource.deleted or (family and resource.family.name != family):
+                raise not_found(arn)
+            return resource
 
     def create(self, family_name: str, request: dict, arn: str | None = None) -> Resource:
         family = FAMILIES[family_name]
@@ -228,39 +259,61 @@ class PersonalizeBackend:
             )
             fields = dict(request)
             fields[family.arn_field] = arn or self.arn(family, name or "", parent_arn)
-            fields["creationDateTime"] = fields["lastUpdatedDateTime"] = _now()
-            if family.has_status:
-                fields["status"] = CREATE_PENDING
+            start = clock.time()
+            fields["creationDateTime"] = fields["lastUpdatedDateTime"] = _at(start)
             resource = Resource(family, fields)
+            if family.has_status:
+                life = clock.lifecycle(f"personalize.{family_name}")
+                working = life.working + self.faults.slow.pop(family_name, 0.0)
+                resource.schedule(
+                    (start, CREATE_PENDING),
+                    (start + life.pending, CREATE_IN_PROGRESS),
+                    (start + life.pending + working, ACTIVE),
+                )
+                if family_name == "solutionVersion" and self.faults.fail_solution_versions:
+                    resource.planned_failure = self.faults.fail_solution_versions.pop(0)
+                self._settle(resource)
             self.resources[resource.arn] = resource
             return resource
 
     def describe(self, arn: str, family: str | None = None) -> Resource:
-        with self.lock:
-            resource = self.get(arn, family)
-            if resource.status == DELETE_PENDING:
-                resource.deleted = True
-                raise not_found(arn)
-            self._advance(resource)
-            return resource
+        return self.get(arn, family)
 
-    def _advance(self, resource: Resource) -> None:
-        status = resource.status
-        if status in TRANSITIONS:
-            resource.fields["status"] = TRANSITIONS[status]
-        elif status in CUSTOM_TRANSITIONS:
-            resource.fields["status"] = CUSTOM_TRANSITIONS[status]
-        else:
+    def _settle(self, resource: Resource) -> None:
+        """The resource as it is at the clock's time: status, timestamps, its work done."""
+        now = clock.time()
+        if resource.gone_at is not None and now >= resource.gone_at:
+            resource.deleted = True
             return
-        resource.fields["lastUpdatedDateTime"] = _now()
-        if resource.fields["status"] == ACTIVE and status == CREATE_IN_PROGRESS:
-            hook = self.on_active.get(resource.family.name)
-            if hook is not None:
-                try:
-                    hook(resource)
-                except PersonalizeError as err:
-                    resource.fields["status"] = CREATE_FAILED
-                    resource.fields["failureReason"] = err.message
+        if not resource.timeline:
+            return
+        reached = [step for step in resource.timeline if step[0] <= now] or resource.timeline[:1]
+        when, status = reached[-1]
+        if status == ACTIVE and not resource.activated and resource.status != ACTIVE:
+            resource.activated = True
+            failure = self._activate(resource)
+            if failure is not None:
+                resource.timeline = [*reached[:-1], (when, CREATE_FAILED)]
+                resource.fields["failureReason"] = failure
+                status = CREATE_FAILED
+        resource.fields["status"] = status
+        resource.fields["lastUpdatedDateTime"] = _at(when)
+
+    def _activate(self, resource: Resource) -> str | None:
+        """Run the resource's work; the failure reason if it failed (the service's wording)."""
+        hook = self.on_active.get(resource.family.name)
+        if resource.planned_failure is not None:
+            return resource.planned_failure
+        if hook is None:
+            return None
+        try:
+            with clock.holding():
+                hook(resource)
+        except PersonalizeError as err:
+            return err.message
+        except Exception as err:  # any other failure of the work is the resource's, not a 500
+            return f"{type(err).__name__}: {err}"
+        return None
 
     def list(self, family_name: str, filter_arn: str | None = None) -> list[Resource]:
         with self.lock:
@@ -277,9 +330,13 @@ class PersonalizeBackend:
             return found
 
     def _all(self, family_name: str) -> list[Resource]:
-        return [
-            r for r in self.resources.values() if r.family.name == family_name and not r.deleted
-        ]
+        found = []
+        for resource in list(self.resources.values()):
+            if resource.family.name == family_name and not resource.deleted:
+                self._settle(resource)
+                if not resource.deleted:
+                    found.append(resource)
+        return found
 
     def delete(self, arn: str, family_name: str) -> None:
         with self.lock:
@@ -308,7 +365,10 @@ class PersonalizeBackend:
                             f"{arn} is used by {child.arn} ({child.status or 'in use'}); delete that first.",
                         )
             if family.has_status:
-                resource.fields["status"] = DELETE_PENDING
+                now = clock.time()
+                resource.schedule((now, DELETE_PENDING))
+                resource.gone_at = now + clock.lifecycle(f"personalize.{family.name}").deleting
+                self._settle(resource)
             else:
                 resource.deleted = True
             if family.name == "solution":
@@ -316,13 +376,27 @@ class PersonalizeBackend:
                     if version.fields["solutionArn"] == arn:
                         version.deleted = True
 
+    def change_status(self, resource: Resource, passing: str, final: str) -> None:
+        """A stop or start: `passing` now, `final` once the service has done it."""
+        now = clock.time()
+        resource.schedule(
+            (now, passing), (now + clock.lifecycle("personalize.stop").working, final)
+        )
+        self._settle(resource)
+
     # --- hooks: the work done when a resource becomes ACTIVE -----------------------------------
 
     def _import(self, job: Resource) -> None:
         dataset = self.get(job.fields["datasetArn"], "dataset")
         schema = json.loads(self.get(dataset.fields["schemaArn"], "schema").fields["schema"])
         location = job.fields["dataSource"]["dataLocation"]
-        bodies = [body for _, body in self.read_s3(location)]
+        try:
+            bodies = [body for _, body in self.read_s3(location)]
+        except Exception as err:  # moto's MissingBucket and the like: the job fails, as in AWS
+            raise PersonalizeError(
+                "InvalidInputException",
+                f"Failed to access {location}: {getattr(err, 'code', type(err).__name__)}",
+            ) from err
         if not bodies:
             raise PersonalizeError("InvalidInputException", f"No data found at {location}.")
         frame = pd.concat(
@@ -401,15 +475,27 @@ class PersonalizeBackend:
         filter_arn: str | None = None,
     ) -> list[tuple[str, float]]:
         model = self.model_of(arn)
-        if item_id is not None:
+        kind = standins.recipe_type(model.recipe)
+        if kind == "PERSONALIZED_RANKING":
+            raise PersonalizeError(
+                "InvalidInputException",
+                f"{arn} uses a PERSONALIZED_RANKING recipe: call GetPersonalizedRanking.",
+            )
+        if kind == "RELATED_ITEMS":
+            if item_id is None:
+                raise PersonalizeError(
+                    "InvalidInputException", f"itemId is required for {arn} (RELATED_ITEMS)."
+                )
             try:
                 scores = model.item_scores(item_id)
-            except KeyError:
+            except KeyError:  # an unknown item gets popular items, as the service does
                 scores = model.popularity.astype(float)
-        elif user_id is not None:
-            scores = model.user_scores(user_id)
+        elif user_id is None:
+            raise PersonalizeError(
+                "InvalidInputException", f"userId is required for {arn} (USER_PERSONALIZATION)."
+            )
         else:
-            raise PersonalizeError("InvalidInputException", "Provide a userId or an itemId.")
+            scores = model.user_scores(user_id)
         exclude = None
         if filter_arn:
             self._check_filter(filter_arn)
@@ -468,14 +554,6 @@ class PersonalizeBackend:
             body_out = "\n".join(json.dumps(line) for line in lines) + "\n"
             self.write_s3(f"{target}/{key.rsplit('/', 1)[-1]}.out", body_out.encode())
 
-
-CUSTOM_TRANSITIONS = {
-    "CREATE STOPPING": "CREATE STOPPED",
-    "STOP PENDING": "STOP IN_PROGRESS",
-    "STOP IN_PROGRESS": "INACTIVE",
-    "START PENDING": "START IN_PROGRESS",
-    "START IN_PROGRESS": ACTIVE,
-}
 
 _AVRO_CHECKS = {"long": "integer", "int": "integer", "float": "number", "double": "number"}
 

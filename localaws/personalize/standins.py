@@ -36,6 +36,17 @@ ITEM_RECIPES = {
 }
 
 
+RANKING_RECIPES = ("aws-personalized-ranking", "aws-personalized-ranking-v2")
+
+
+def recipe_type(recipe: str) -> str:
+    """The recipe's type as DescribeRecipe reports it: what GetRecommendations needs."""
+    name = recipe.rsplit("/", 1)[-1]
+    if name in RANKING_RECIPES:
+        return "PERSONALIZED_RANKING"
+    return "RELATED_ITEMS" if name in ITEM_RECIPES else "USER_PERSONALIZATION"
+
+
 def stand_in_for(recipe: str) -> str:
     name = recipe.rsplit("/", 1)[-1]
     if name in USER_RECIPES:
