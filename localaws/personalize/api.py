@@ -17,7 +17,13 @@ from botocore.model import ListShape, StructureShape
 from botocore.validate import ParamValidator
 
 from localaws.personalize import standins
-from localaws.personalize.backend import ACTIVE, FAMILIES, PersonalizeBackend, PersonalizeError
+from localaws.personalize.backend import (
+    ACTIVE,
+    FAMILIES,
+    MAX_TAGS,
+    PersonalizeBackend,
+    PersonalizeError,
+)
 
 _SESSION = botocore.session.get_session()
 CONTROL = _SESSION.get_service_model("personalize")
@@ -35,6 +41,7 @@ _PLURAL = {
     "Campaigns": "campaign",
     "Recommenders": "recommender",
     "BatchInferenceJobs": "batchInferenceJob",
+    "MetricAttributions": "metricAttribution",
 }
 # Service defaults that cost money when nobody asks: kept, so a caller that forgets is visible.
 _DEFAULTS = {
@@ -202,7 +209,68 @@ def _create_event_tracker(backend: PersonalizeBackend, params: dict) -> dict:
     return {"eventTrackerArn": resource.arn, "trackingId": resource.fields["trackingId"]}
 
 
+def _resource_for_tags(backend: PersonalizeBackend, arn: str):
+    resource = backend.resources.get(arn)
+    if resource is None or resource.deleted:
+        raise PersonalizeError("ResourceNotFoundException", f"Could not find resource {arn}")
+    return resource
+
+
+def _tag(backend: PersonalizeBackend, params: dict) -> dict:
+    resource = _resource_for_tags(backend, params["resourceArn"])
+    tags = {**resource.tags, **{t["tagKey"]: t["tagValue"] for t in params["tags"]}}
+    if len(tags) > MAX_TAGS:
+        raise PersonalizeError(
+            "TooManyTagsException", f"{resource.arn} would have {len(tags)} tags; at most 50."
+        )
+    resource.tags = tags
+    return {}
+
+
+def _untag(backend: PersonalizeBackend, params: dict) -> dict:
+    resource = _resource_for_tags(backend, params["resourceArn"])
+    for key in params["tagKeys"]:
+        resource.tags.pop(key, None)
+    return {}
+
+
+def _list_tags(backend: PersonalizeBackend, params: dict) -> dict:
+    resource = _resource_for_tags(backend, params["resourceArn"])
+    return {"tags": [{"tagKey": k, "tagValue": v} for k, v in resource.tags.items()]}
+
+
+def _metric_attribution_metrics(backend: PersonalizeBackend, params: dict) -> dict:
+    attribution = backend.get(params["metricAttributionArn"], "metricAttribution")
+    return {"metrics": attribution.fields.get("metrics", [])}
+
+
+def _update_metric_attribution(backend: PersonalizeBackend, params: dict) -> dict:
+    attribution = backend.get(params["metricAttributionArn"], "metricAttribution")
+    if attribution.status != ACTIVE:
+        raise PersonalizeError(
+            "ResourceInUseException", f"{attribution.arn} is {attribution.status}."
+        )
+    removed = set(params.get("removeMetrics") or [])
+    metrics = [m for m in attribution.fields.get("metrics", []) if m["metricName"] not in removed]
+    names = {m["metricName"] for m in metrics}
+    for metric in params.get("addMetrics") or []:
+        if metric["metricName"] in names:
+            raise PersonalizeError(
+                "ResourceAlreadyExistsException", f"Metric {metric['metricName']} already exists."
+            )
+        metrics.append(metric)
+    attribution.fields["metrics"] = metrics
+    if "metricsOutputConfig" in params:
+        attribution.fields["metricsOutputConfig"] = params["metricsOutputConfig"]
+    return {"metricAttributionArn": attribution.arn}
+
+
 _SPECIAL = {
+    "TagResource": _tag,
+    "UntagResource": _untag,
+    "ListTagsForResource": _list_tags,
+    "ListMetricAttributionMetrics": _metric_attribution_metrics,
+    "UpdateMetricAttribution": _update_metric_attribution,
     "StopSolutionVersionCreation": _stop_solution_version,
     "StopRecommender": _recommender_state("STOP IN_PROGRESS", "INACTIVE", (ACTIVE,)),
     "StartRecommender": _recommender_state("START IN_PROGRESS", ACTIVE, ("INACTIVE",)),

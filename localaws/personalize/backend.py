@@ -31,6 +31,10 @@ CREATE_PENDING, CREATE_IN_PROGRESS, ACTIVE = "CREATE PENDING", "CREATE IN_PROGRE
 CREATE_FAILED, DELETE_PENDING = "CREATE FAILED", "DELETE PENDING"
 TRANSITIONAL = ("CREATE PENDING", "CREATE IN_PROGRESS", "CREATE STOPPING", DELETE_PENDING)
 MAX_DATASET_GROUPS = 5  # the default quota of active dataset groups per region
+# https://docs.aws.amazon.com/personalize/latest/dg/limits.html: 50 tags per resource; one metric
+# attribution per dataset group.
+MAX_TAGS = 50
+ONE_PER_GROUP = ("metricAttribution",)
 
 
 class PersonalizeError(Exception):
@@ -69,7 +73,14 @@ FAMILIES = {
             "dataset-group",
             children=tuple(
                 (child, "datasetGroupArn")
-                for child in ("dataset", "solution", "filter", "eventTracker", "recommender")
+                for child in (
+                    "dataset",
+                    "solution",
+                    "filter",
+                    "eventTracker",
+                    "recommender",
+                    "metricAttribution",
+                )
             ),
         ),
         Family(
@@ -108,6 +119,12 @@ FAMILIES = {
             list_filter="solutionArn",
         ),
         Family("campaign", "campaign", parents=("solutionVersionArn",), list_filter="solutionArn"),
+        Family(
+            "metricAttribution",
+            "metric-attribution",
+            parents=("datasetGroupArn",),
+            list_filter="datasetGroupArn",
+        ),
         Family(
             "recommender",
             "recommender",
@@ -161,6 +178,7 @@ class Resource:
     model: standins.Model | None = None
     data: pd.DataFrame | None = None  # a dataset's imported rows
     metrics: dict[str, float] = field(default_factory=dict)  # a solution version's
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def arn(self) -> str:
@@ -245,6 +263,13 @@ class PersonalizeBackend:
                             "ResourceInUseException",
                             f"{parent.arn} is in status {parent.status}; it must be ACTIVE first.",
                         )
+            if family_name in ONE_PER_GROUP:
+                group = request.get("datasetGroupArn")
+                if any(r.fields.get("datasetGroupArn") == group for r in self._all(family_name)):
+                    raise PersonalizeError(
+                        "LimitExceededException",
+                        f"{group} already has a {family_name}; the limit is one per dataset group.",
+                    )
             if family_name == "datasetGroup":
                 live = [r for r in self._all("datasetGroup") if r.status != CREATE_FAILED]
                 if len(live) >= MAX_DATASET_GROUPS:
@@ -258,10 +283,13 @@ class PersonalizeBackend:
                 else request.get("datasetGroupArn")
             )
             fields = dict(request)
+            tags = {t["tagKey"]: t["tagValue"] for t in fields.pop("tags", None) or []}
+            if len(tags) > MAX_TAGS:
+                raise PersonalizeError("TooManyTagsException", f"At most {MAX_TAGS} tags.")
             fields[family.arn_field] = arn or self.arn(family, name or "", parent_arn)
             start = clock.time()
             fields["creationDateTime"] = fields["lastUpdatedDateTime"] = _at(start)
-            resource = Resource(family, fields)
+            resource = Resource(family, fields, tags=tags)
             if family.has_status:
                 life = clock.lifecycle(f"personalize.{family_name}")
                 working = life.working + self.faults.slow.pop(family_name, 0.0)

@@ -43,6 +43,21 @@ def rows(*behaviours: Behaviour) -> pytest.MarkDecorator:
     return pytest.mark.parametrize("behaviour", params)
 
 
+def until(account, probe: Callable[[], Any], done: Callable[[Any], bool], limit: int = 120) -> Any:
+    """Poll like a workflow, a minute apart: virtual minutes locally, real ones on AWS."""
+    import time
+
+    for _ in range(limit):
+        value = probe()
+        if done(value):
+            return value
+        if account.clock is not None:
+            account.clock.advance(60)
+        else:
+            time.sleep(60)
+    raise AssertionError(f"still not done after {limit} polls: {value!r}")
+
+
 def refused(call: Callable[[], Any], code: str, *words: str) -> ClientError:
     """The call fails with this error code, and its message names every word given."""
     with pytest.raises(ClientError) as caught:
