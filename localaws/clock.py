@@ -26,6 +26,14 @@ How virtual time maps to real time (the decision, in four rules):
 A short real grace period (GRACE seconds with no new sleeper and no hold) lets threads that
 start together all go to sleep before the clock jumps. Tests that create resources outside a
 state machine move time themselves with `advance(seconds)`.
+
+For integrators (Step Functions, Lambda, jobs, schedules): a thread that runs an execution's
+logic (the execution itself, a Map iteration, a Parallel branch, a task's worker) runs under
+`holding()` from start to end, and waits only through this module: `sleep`/`sleep_until` for
+time, `wait_for(event, seconds)` for another thread with a timeout, `wait_for(event, None)` for a
+join without one. A waiting thread does not hold; a holder blocked anywhere else stops the clock
+(and a grace-period jump in the window between two steps could fire a timeout early, which
+holding closes).
 """
 
 from __future__ import annotations
@@ -92,9 +100,7 @@ class Clock:
     def wait_for(self, event: threading.Event, seconds: float | None) -> bool:
         """`event.wait(seconds)` with a virtual timeout: True if the event was set in time."""
         if seconds is None:
-            while not event.wait(0.05):
-                pass
-            return True
+            return self._join(event)
         wake = self.time() + max(float(seconds), 0.0)
         me = threading.get_ident()
         with self._cond:
@@ -112,6 +118,21 @@ class Clock:
             with self._cond:
                 self._sleepers.remove(ticket)
                 heapq.heapify(self._sleepers)
+                self._asleep.discard(me)
+                self._touch()
+
+    def _join(self, event: threading.Event) -> bool:
+        """Wait for another thread with no timeout: not holding, and no wake-up of its own."""
+        me = threading.get_ident()
+        with self._cond:
+            self._asleep.add(me)
+            self._touch()
+        try:
+            while not event.wait(0.05):
+                pass
+            return True
+        finally:
+            with self._cond:
                 self._asleep.discard(me)
                 self._touch()
 

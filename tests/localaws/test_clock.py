@@ -71,3 +71,17 @@ def test_advance_by_hand(clock):
     start = clock.time()
     clock.advance(7200)
     assert clock.time() - start >= 7200
+
+
+def test_a_holder_joining_another_thread_does_not_stop_the_clock(clock):
+    done = threading.Event()
+
+    def worker():
+        clock.sleep(3600)
+        done.set()
+
+    start = clock.time()
+    with clock.holding():
+        threading.Thread(target=worker).start()
+        assert clock.wait_for(done, None)
+    assert clock.time() - start >= 3600
