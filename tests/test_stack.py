@@ -122,3 +122,17 @@ def test_a_customer_key_config_synthesizes_clean_with_exact_kms_rights(tmp_path)
         if "kms" in str(statement["Action"])
     ]
     assert kms_actions == [["kms:Decrypt", "kms:GenerateDataKey"]] * 2  # Personalize, SageMaker
+
+
+def test_lambdas_bundle_their_dependencies_instead_of_public_layers(demo_assembly):
+    """Public layer ARNs (e.g. Powertools') exist in no emulator and tie the stack to a region's
+    publisher account: dependencies are bundled into each function's own asset."""
+    functions = [
+        r
+        for r in demo_assembly.template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+    ]
+    assert functions
+    for function in functions:
+        assert not function["Properties"].get("Layers"), function["Properties"].get("Layers")
+        assert "S3Bucket" in function["Properties"]["Code"]  # a CDK asset, not inline code
