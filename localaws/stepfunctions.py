@@ -12,26 +12,31 @@
 - `arn:aws:states:::sagemaker:create{Processing,Training,Transform}Job(.sync)`: rejected as an
   unsupported integration. Here the job is created and, with `.sync`, polled until it ends:
   Completed returns the Describe*Job response; Failed or Stopped fail the task with
-  `SageMaker.AmazonSageMakerException` and the job's FailureReason as the cause.
+  `States.TaskFailed` and the Describe*Job response, as JSON, for cause. That is how Step Functions
+  ends every "Run a Job (.sync)" task whose job fails (Batch, Glue, ECS, nested executions: moto's
+  ports of LocalStack's AWS-recorded integrations do the same); the pages
+  https://docs.aws.amazon.com/step-functions/latest/dg/connect-to-resource.html#connect-sync and
+  https://docs.aws.amazon.com/step-functions/latest/dg/connect-sagemaker.html describe the pattern
+  and do not spell the error out. API errors of the call itself are `SageMaker.<Code>Exception`
+  or `SageMaker.AmazonSageMakerException` (stepfunctions_errors.py).
+
+Error naming, JSONata errors and the parser's scope leak: stepfunctions_errors.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import uuid
 from typing import Any
 
 import botocore.session
 import jsonata
+from botocore.exceptions import ClientError
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions.parser import models as parser_models
-from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
-from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
-    CustomErrorName,
-)
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
-    FailureEvent,
     FailureEventException,
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
@@ -44,19 +49,19 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
     StateTaskServiceCallback,
 )
-from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
+from localaws import stepfunctions_errors
 from localaws.patching import patched
+from localaws.stepfunctions_errors import boto_service_name, sagemaker_error, task_failure
 
 _MODELS = botocore.session.get_session()
 
 
 def _operation(service: str, action: str):
     """The botocore operation model for an SFN-style service and action name."""
-    service = {"sfn": "stepfunctions", "states": "stepfunctions"}.get(service, service)
-    model = _MODELS.get_service_model(service)
+    model = _MODELS.get_service_model(boto_service_name(service))
     wanted = action.replace("_", "").lower()
     for name in model.operation_names:
         if name.lower() == wanted:
@@ -80,7 +85,10 @@ def jsonable(value: Any) -> Any:
 
 def _eval_jsonata(expression: str) -> Any:
     try:
-        return jsonata.Jsonata(expression).evaluate(None)
+        compiled = jsonata.Jsonata(expression)
+        for name, function in stepfunctions_errors.JSONATA_FUNCTIONS.items():
+            compiled.register_lambda(name, function)
+        return compiled.evaluate(None)
     except Exception as err:  # surfaced as States.QueryEvaluationError by moto
         raise moto_jsonata.JSONataException("UNKNOWN", str(err)) from err
 
@@ -121,7 +129,6 @@ _JOBS = {
     "createtrainingjob": ("TrainingJobName", "describe_training_job", "TrainingJobStatus"),
     "createtransformjob": ("TransformJobName", "describe_transform_job", "TransformJobStatus"),
 }
-SAGEMAKER_ERROR = "SageMaker.AmazonSageMakerException"
 
 
 class StateTaskServiceSageMaker(StateTaskServiceCallback):
@@ -134,6 +141,11 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):
                 ResourceCondition.Sync,
             }
         )
+
+    def _from_error(self, env, ex: Exception):
+        if isinstance(ex, ClientError):
+            return task_failure(self, env, *sagemaker_error(ex))
+        return super()._from_error(env, ex)
 
     def _get_supported_parameters(self) -> set[str] | None:
         operation = _operation("sagemaker", self.resource.api_action)
@@ -174,22 +186,8 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):
             if status == "Completed":
                 return jsonable(description)
             if status in ("Failed", "Stopped"):
-                cause = description.get("FailureReason") or f"{job_name} ended {status}"
-                raise FailureEventException(
-                    FailureEvent(
-                        env=env,
-                        error_name=CustomErrorName(SAGEMAKER_ERROR),
-                        event_type=HistoryEventType.TaskFailed,
-                        event_details=EventDetails(
-                            taskFailedEventDetails=TaskFailedEventDetails(
-                                error=SAGEMAKER_ERROR,
-                                cause=cause,
-                                resource=self._get_sfn_resource(),
-                                resourceType=self._get_sfn_resource_type(),
-                            )
-                        ),
-                    )
-                )
+                cause = json.dumps(jsonable(description))
+                raise FailureEventException(task_failure(self, env, "States.TaskFailed", cause))
             return None
 
         return resolve
@@ -216,4 +214,4 @@ _PATCHES = [
 
 
 def install() -> contextlib.AbstractContextManager:
-    return patched(_PATCHES)
+    return patched(_PATCHES + stepfunctions_errors.PATCHES)

@@ -5,11 +5,24 @@ import json
 import time
 
 import pytest
+from moto.stepfunctions.parser.api import InvalidDefinition
+from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import (
+    ErrorEqualsDecl,
+)
+from moto.stepfunctions.parser.asl.component.common.string import string_expression
+from moto.stepfunctions.parser.asl.component.intrinsic import jsonata as intrinsic_jsonata
+from moto.stepfunctions.parser.asl.component.state.choice.state_choice import StateChoice
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service,
     state_task_service_factory,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_aws_sdk as aws_sdk_module,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task import StateTask
+from moto.stepfunctions.parser.asl.eval.callback.callback import HeartbeatTimeoutError
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
+from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 from localaws import LocalAccount
@@ -39,6 +52,22 @@ def test_the_pinned_moto_still_has_the_gaps():
     source = inspect.getsource(state_task_service.StateTaskService._normalise_parameters)
     assert source.rstrip().endswith("pass")
     assert "exec_name = name" in inspect.getsource(StepFunctionsParserBackend.start_execution)
+
+
+def test_the_pinned_moto_still_has_the_error_gaps():
+    """Each gap stepfunctions_errors.py closes, as it is in moto 5.2.5."""
+    aws_sdk = inspect.getsource(aws_sdk_module.StateTaskServiceAwsSdk._from_error)
+    assert "['ResponseMetadata']['RequestId']" in aws_sdk  # KeyError without a request id
+    assert "personalize" not in aws_sdk_module._SERVICE_ERROR_NAMES  # lower-case prefixes
+    assert "res = True" in inspect.getsource(ErrorEqualsDecl._eval_body)  # ALL catches Runtime
+    assert "No branching option" in inspect.getsource(StateChoice._eval_state)
+    assert isinstance(Preprocessor.__dict__["_query_language_per_scope"], list)  # shared scope
+    assert "not supported" in intrinsic_jsonata._DECLARATION_UUID
+    assert "not supported" in intrinsic_jsonata._DECLARATION_HASH
+    assert "JSONataException" not in inspect.getsource(string_expression)
+    assert issubclass(HeartbeatTimeoutError, TimeoutError)  # named States.Timeout
+    assert "StatesHeartbeatTimeout" not in inspect.getsource(StateTask)
+    assert InvalidDefinition.TYPE is None  # empty error code
 
 
 def test_jsonata_states():
@@ -187,8 +216,11 @@ def test_sagemaker_processing_job_sync(numbers):
         result = run(account, definition, {"name": "sum-job"})
         if "fail" in numbers:
             assert result["status"] == "FAILED"
-            assert result["error"] == "SageMaker.AmazonSageMakerException"
-            assert "cannot sum: not a number" in result["cause"]
+            # a failed .sync job: States.TaskFailed, the final Describe*Job as the cause
+            assert result["error"] == "States.TaskFailed"
+            cause = json.loads(result["cause"])
+            assert cause["ProcessingJobStatus"] == "Failed"
+            assert "cannot sum: not a number" in cause["FailureReason"]
             described = account.client("sagemaker").describe_processing_job(
                 ProcessingJobName="sum-job"
             )
