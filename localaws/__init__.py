@@ -18,7 +18,15 @@ from pathlib import Path
 import boto3
 from moto import mock_aws
 
-from localaws import clock, cloudformation, lambda_runtime, personalize, sagemaker, stepfunctions
+from localaws import (
+    clock,
+    cloudformation,
+    lambda_runtime,
+    personalize,
+    sagemaker,
+    stepfunctions,
+    validation,
+)
 from localaws.deploy import deploy_assembly, destroy_stack
 
 MOTO_VERSION = "5.2.5"
@@ -46,6 +54,8 @@ class LocalAccount:
         self._stack.enter_context(stepfunctions.install())
         self._stack.enter_context(sagemaker.install())
         self._stack.enter_context(personalize.install())
+        # responses checked against the output shape: a gap in an emulated response fails here
+        self._stack.enter_context(validation.install(check_responses=True))
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -39,6 +39,7 @@ from moto.sagemaker import models as sm_models
 
 from localaws import fm_trainer, s3
 from localaws.patching import patched
+from localaws.rules import sagemaker as algorithm_rules
 from training import recordio
 
 CONTAINER_ROOT = "/opt/ml/processing"
@@ -233,6 +234,9 @@ def run_training_job(job, account: str, region: str) -> None:
     try:
         if kind is None:
             raise ValueError(f"localaws trains the {sorted(TRAINERS)} images only")
+        failure = algorithm_rules.hyperparameter_failure(kind, job.hyper_parameters or {})
+        if failure:
+            raise ValueError(failure)
         artifact, metrics = TRAINERS[kind](job, account, lines.append)
         s3.put(account, job.model_artifacts["S3ModelArtifacts"], artifact)
         now = datetime.datetime.now(datetime.UTC)

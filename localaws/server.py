@@ -55,6 +55,7 @@ def serve(port: int) -> None:
         personalize,
         sagemaker,
         stepfunctions,
+        validation,
     )
 
     default_user_config["stepfunctions"]["execute_state_machine"] = True
@@ -74,6 +75,7 @@ def serve(port: int) -> None:
             admin,
         ):
             stack.enter_context(extension.install())
+        stack.enter_context(validation.install())
         server = ThreadedMotoServer("127.0.0.1", port, verbose=False)
         server.start()
         print(f"localaws serving on http://localhost:{port}", flush=True)

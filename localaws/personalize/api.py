@@ -1,8 +1,9 @@
 """The Personalize and Personalize Runtime APIs over HTTP, validated against botocore's model.
 
-Every request is checked against the operation's input shape (a wrongly shaped call fails as the
-service would, with InvalidInputException), dispatched by family, and its response reduced to the
-operation's output shape, timestamps as epoch seconds (the JSON protocol's form).
+Every request is checked by localaws.validation (the model's constraints and Personalize's rules;
+a bad call fails as the service would, with InvalidInputException), dispatched by family, its
+response reduced to the operation's output shape, timestamps as epoch seconds (the JSON
+protocol's form), and List* results paged (localaws.paging).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 
 import botocore.session
 from botocore.model import ListShape, StructureShape
-from botocore.validate import ParamValidator
 
+from localaws import paging, validation
 from localaws.personalize import standins
 from localaws.personalize.backend import (
     ACTIVE,
@@ -27,7 +28,6 @@ from localaws.personalize.backend import (
 
 _SESSION = botocore.session.get_session()
 CONTROL = _SESSION.get_service_model("personalize")
-RUNTIME = _SESSION.get_service_model("personalize-runtime")
 _FAMILY_BY_NOUN = {f.name[0].upper() + f.name[1:]: f for f in FAMILIES.values()}
 _PLURAL = {
     "Schemas": "schema",
@@ -50,11 +50,27 @@ _DEFAULTS = {
 }
 
 
-def validate(model, operation: str, params: dict) -> None:
-    shape = model.operation_model(operation).input_shape
-    report = ParamValidator().validate(params, shape) if shape is not None else None
-    if report is not None and report.has_errors():
-        raise PersonalizeError("InvalidInputException", report.generate_report())
+def validate(backend: PersonalizeBackend, service: str, operation: str, params: dict) -> None:
+    """The generic model-driven check (localaws.validation), as a PersonalizeError."""
+    request = validation.Request(service, operation, backend.account, backend.region)
+    try:
+        validation.check_request(request, params)
+    except validation.ValidationFailure as failure:
+        raise PersonalizeError(failure.code, failure.message) from None
+
+
+def _respond(service: str, operation: str, result: dict, params: dict) -> dict:
+    """The wire form of the result: shaped, paged, and checked when responses are checked."""
+    output = validation.service_model(service).operation_model(operation).output_shape
+    if output is None:
+        return {}
+    try:
+        wire = _wire(_shaped(paging.page(service, operation, result, params), output))
+    except validation.ValidationFailure as failure:
+        raise PersonalizeError(failure.code, failure.message) from None
+    if validation.CHECK_RESPONSES:
+        validation.check_response(service, operation, wire)
+    return wire
 
 
 def _wire(value: Any) -> Any:
@@ -79,13 +95,11 @@ def _shaped(value: Any, shape) -> Any:
 def handle_control(backend: PersonalizeBackend, operation: str, params: dict) -> dict:
     if operation not in CONTROL.operation_names:
         raise PersonalizeError("UnknownOperationException", f"Unknown operation {operation}")
-    validate(CONTROL, operation, params)
+    validate(backend, "personalize", operation, params)
     if backend.faults.throttle_next > 0:
         backend.faults.throttle_next -= 1
         raise PersonalizeError("ThrottlingException", "Rate exceeded")
-    output = CONTROL.operation_model(operation).output_shape
-    result = _dispatch(backend, operation, params)
-    return _wire(_shaped(result, output)) if output is not None else {}
+    return _respond("personalize", operation, _dispatch(backend, operation, params), params)
 
 
 def _dispatch(backend: PersonalizeBackend, operation: str, params: dict) -> dict:
@@ -286,7 +300,11 @@ _SPECIAL = {
 
 
 def handle_runtime(backend: PersonalizeBackend, operation: str, params: dict) -> dict:
-    validate(RUNTIME, operation, params)
+    return _respond("personalize-runtime", operation, _runtime(backend, operation, params), params)
+
+
+def _runtime(backend: PersonalizeBackend, operation: str, params: dict) -> dict:
+    validate(backend, "personalize-runtime", operation, params)
     arn = params.get("campaignArn") or params.get("recommenderArn")
     if arn is None:
         raise PersonalizeError(
