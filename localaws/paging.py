@@ -14,7 +14,7 @@ import json
 
 import botocore.session
 
-from localaws.validation import ValidationFailure, invalid_token_code
+from localaws.validation import RequestRefusedError, invalid_token_code
 
 DEFAULT_PAGE = 100  # the largest maxResults these services accept, and their default
 
@@ -39,7 +39,7 @@ def _decode(service: str, operation: str, token: str) -> int:
             return offset
     except (ValueError, TypeError):
         pass
-    raise ValidationFailure(invalid_token_code(service, operation), "Invalid next token.")
+    raise RequestRefusedError(invalid_token_code(service, operation), "Invalid next token.")
 
 
 def page(service: str, operation: str, result: dict, params: dict) -> dict:

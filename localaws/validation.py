@@ -65,7 +65,7 @@ _JAVA_PATTERN_FIXES = {r"\uD800\uDC00-\uDBFF\uDFFF": r"\U00010000-\U0010FFFF"}
 CHECK_RESPONSES = False  # turned on by LocalAccount (tests) and `serve --check-responses`
 
 
-class ValidationFailure(Exception):
+class RequestRefusedError(Exception):
     """A request the service refuses: its error code and message."""
 
     def __init__(self, code: str, message: str, status: int = 400) -> None:
@@ -185,7 +185,7 @@ def _constraints(service: str, shape: Shape, value: Any, path: str) -> list[str]
 def request_errors(service: str, shape: Shape, value: Any, path: str = "") -> list[str]:
     """Every constraint of the shape the value breaks, AWS-worded; type errors raise."""
     if not _type_ok(shape, value):
-        raise ValidationFailure(
+        raise RequestRefusedError(
             TYPE_ERROR,
             f"Value at '{path}' is not a valid {shape.type_name}: {_show(value)!s:.100}",
         )
@@ -226,7 +226,7 @@ def check_request(request: Request, params: dict) -> None:
     if shape is not None:
         errors = request_errors(request.service, shape, params)
         if errors:
-            raise ValidationFailure(SERVICE_ERRORS[request.service], validation_message(errors))
+            raise RequestRefusedError(SERVICE_ERRORS[request.service], validation_message(errors))
     rules.check(request, params)
 
 
@@ -313,7 +313,7 @@ def _typed(shape: Shape, text: str) -> Any:
     return text
 
 
-def error_response(failure: ValidationFailure) -> tuple[int, dict, str]:
+def error_response(failure: RequestRefusedError) -> tuple[int, dict, str]:
     headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": failure.code}
     return failure.status, headers, json.dumps({"__type": failure.code, "message": failure.message})
 
@@ -330,7 +330,7 @@ def _call_action(self: BaseResponse):
     token = _CURRENT.set(request)
     try:
         check_request(request, _params(self, operation))
-    except ValidationFailure as failure:
+    except RequestRefusedError as failure:
         return error_response(failure)
     else:
         status, headers, body = _original_call_action(self)

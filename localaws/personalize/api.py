@@ -55,7 +55,7 @@ def validate(backend: PersonalizeBackend, service: str, operation: str, params: 
     request = validation.Request(service, operation, backend.account, backend.region)
     try:
         validation.check_request(request, params)
-    except validation.ValidationFailure as failure:
+    except validation.RequestRefusedError as failure:
         raise PersonalizeError(failure.code, failure.message) from None
 
 
@@ -66,7 +66,7 @@ def _respond(service: str, operation: str, result: dict, params: dict) -> dict:
         return {}
     try:
         wire = _wire(_shaped(paging.page(service, operation, result, params), output))
-    except validation.ValidationFailure as failure:
+    except validation.RequestRefusedError as failure:
         raise PersonalizeError(failure.code, failure.message) from None
     if validation.CHECK_RESPONSES:
         validation.check_response(service, operation, wire)

@@ -3,7 +3,7 @@
 Each module holds tables (with the AWS documentation page that states the rule next to each)
 and `RULES`: which operations a check applies to. `check(request, params)` runs every rule of
 the request's operation after the model's constraints have passed, and raises
-`ValidationFailure` with the error the service returns.
+`RequestRefusedError` with the error the service returns.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import json
 import re
 
 from localaws.rules import Rule
-from localaws.validation import Request, ValidationFailure
+from localaws.validation import Request, RequestRefusedError
 
 INVALID = "InvalidInputException"
 
@@ -88,7 +88,7 @@ def schema_problems(text: str) -> list[str]:
 def _check_schema(request: Request, params: dict) -> None:
     problems = schema_problems(params["schema"])
     if problems:
-        raise ValidationFailure(INVALID, "Invalid schema: " + "; ".join(problems))
+        raise RequestRefusedError(INVALID, "Invalid schema: " + "; ".join(problems))
 
 
 def _field_types(schema: dict) -> dict[str, set[str]]:
@@ -106,7 +106,7 @@ def _check_dataset(request: Request, params: dict) -> None:
     kind = params["datasetType"].upper()
     for existing in backend.list("dataset", params["datasetGroupArn"]):
         if existing.fields["datasetType"].upper() == kind:
-            raise ValidationFailure(
+            raise RequestRefusedError(
                 "ResourceAlreadyExistsException",
                 f"Dataset group {params['datasetGroupArn']} already has a dataset of type "
                 f"{params['datasetType']}: {existing.arn}. A dataset group holds one dataset "
@@ -119,13 +119,13 @@ def _check_dataset(request: Request, params: dict) -> None:
     types = _field_types(schema)
     for name, wanted in REQUIRED_FIELDS.get(kind, {}).items():
         if name not in types:
-            raise ValidationFailure(
+            raise RequestRefusedError(
                 INVALID,
                 f"The schema of a {params['datasetType']} dataset must have a {name} field "
                 f"of type {wanted}.",
             )
         if types[name] != {wanted}:
-            raise ValidationFailure(
+            raise RequestRefusedError(
                 INVALID,
                 f"Field {name} of a {params['datasetType']} dataset must be of type {wanted} "
                 f"(not nullable); the schema has {sorted(types[name])}.",
@@ -135,7 +135,7 @@ def _check_dataset(request: Request, params: dict) -> None:
 def _check_recipe(request: Request, params: dict) -> None:
     recipe = (params.get("recipeArn") or "").rsplit("/", 1)[-1]
     if recipe in RETIRED_RECIPES:
-        raise ValidationFailure(
+        raise RequestRefusedError(
             INVALID,
             f"Recipe {params['recipeArn']} is no longer available; use "
             f"arn:aws:personalize:::recipe/{RETIRED_RECIPES[recipe]}.",

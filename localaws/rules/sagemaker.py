@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from localaws.rules import Rule
-from localaws.validation import Request, ValidationFailure
+from localaws.validation import Request, RequestRefusedError
 from recops import images
 
 # --- job names are unique per account and region ------------------------------------------------
@@ -166,7 +166,7 @@ def _check_unique_name(request: Request, params: dict) -> None:
         arn = getattr(existing, "arn", None) or next(
             (v for k, v in vars(existing).items() if k.endswith("_arn")), ""
         )
-        raise ValidationFailure(
+        raise RequestRefusedError(
             "ResourceInUse",
             f"{noun.capitalize()} names must be unique within an AWS account and region, and a "
             f"{noun} with this name already exists ({arn})",
@@ -199,14 +199,14 @@ def check_image(
     """An image must be an ECR path; a built-in one must be in its region's registry, tag known."""
     parsed = images.parse_image_uri(uri)
     if parsed is None:
-        raise ValidationFailure("ValidationException", INVALID_IMAGE.format(noun=noun))
+        raise RequestRefusedError("ValidationException", INVALID_IMAGE.format(noun=noun))
     account, image_region, repository, tag = parsed
     known = images.table()["images"].get(repository)
     if known is None or _own_repository(account_id, region, account, repository):
         return  # a customer's own repository: nothing local can say whether it exists
     registry = known["registries"].get(region)
     if account != registry or image_region != region or tag not in known["tags"]:
-        raise ValidationFailure(
+        raise RequestRefusedError(
             "ValidationException",
             ACCESS_DENIED.format(repository=repository, account=account, role=role),
         )

@@ -19,7 +19,7 @@ import re
 import botocore.session
 
 from localaws.rules import Rule
-from localaws.validation import Request, ValidationFailure
+from localaws.validation import Request, RequestRefusedError
 
 DOC = "https://docs.aws.amazon.com/step-functions/latest/apireference/API_CreateStateMachine.html"
 STATES_DOC = "https://states-language.net/spec.html#toplevelfields"
@@ -128,7 +128,7 @@ def _check_definition(request: Request, params: dict) -> None:
         return
     problems = definition_problems(params["definition"])
     if problems:
-        raise ValidationFailure(
+        raise RequestRefusedError(
             "InvalidDefinition", f"Invalid State Machine Definition: '{', '.join(problems)}'"
         )
 
