@@ -62,7 +62,16 @@ MODEL_EXCEPTIONS: dict[tuple[str, str], str] = {}
 # Java's way of writing "any supplementary character" inside a class, as surrogate pairs.
 _JAVA_PATTERN_FIXES = {r"\uD800\uDC00-\uDBFF\uDFFF": r"\U00010000-\U0010FFFF"}
 
-CHECK_RESPONSES = False  # turned on by LocalAccount (tests) and `serve --check-responses`
+# Gaps in moto's responses that another localaws module owns, each with who fixes it:
+# (service, operation, member path) -> why it is not reported (yet).
+KNOWN_RESPONSE_GAPS: dict[tuple[str, str, str], str] = {
+    ("sagemaker", "DescribeProcessingJob", "ProcessingResources"): (
+        "moto 5.2.5's FakeProcessingJob drops the request's ProcessingResources; "
+        "localaws/sagemaker.py (processing jobs) is where it is kept"
+    ),
+}
+
+CHECK_RESPONSES = False  # turned on by LocalAccount, so every test checks every response
 
 
 class RequestRefusedError(Exception):
@@ -261,12 +270,32 @@ def _in_body(shape: Shape) -> bool:
     return shape.serialization.get("location") in (None, "body")
 
 
+def integral_numbers(shape: Shape, value: Any) -> Any:
+    """moto writes some integer members (epoch milliseconds) as floats; AWS sends whole numbers."""
+    if shape.type_name in ("integer", "long") and isinstance(value, float):
+        return int(value)
+    if isinstance(shape, StructureShape) and isinstance(value, dict):
+        return {
+            k: integral_numbers(shape.members[k], v) if k in shape.members else v
+            for k, v in value.items()
+        }
+    if isinstance(shape, ListShape) and isinstance(value, list):
+        return [integral_numbers(shape.member, v) for v in value]
+    if isinstance(shape, MapShape) and isinstance(value, dict):
+        return {k: integral_numbers(shape.value, v) for k, v in value.items()}
+    return value
+
+
 def check_response(service: str, operation: str, body: dict) -> None:
     """Raise ResponseShapeError when the response does not fit the operation's output shape."""
     shape = service_model(service).operation_model(operation).output_shape
     if shape is None:
         return
-    errors = response_errors(shape, body)
+    errors = [
+        e
+        for e in response_errors(shape, body)
+        if (service, operation, e.split(":")[0]) not in KNOWN_RESPONSE_GAPS
+    ]
     if errors:
         raise ResponseShapeError(f"{service}.{operation} response: " + "; ".join(errors))
 
@@ -336,9 +365,27 @@ def _call_action(self: BaseResponse):
         status, headers, body = _original_call_action(self)
     finally:
         _CURRENT.reset(token)
-    if CHECK_RESPONSES and str(status).startswith("2"):
-        check_response(service, operation.name, json.loads(body) if body else {})
+    if str(status).startswith("2") and operation.output_shape is not None and body:
+        fixed = integral_numbers(operation.output_shape, json.loads(body))
+        body = json.dumps(fixed)
+        if CHECK_RESPONSES:
+            check_response(service, operation.name, fixed)
     return status, headers, body
+
+
+_original_dispatch = BaseResponse._dispatch
+
+
+def _dispatch(self: BaseResponse, request, full_url=None, headers=None):
+    """moto parses some services' requests before any action runs: a wrongly typed value there
+    is the JSON protocols' SerializationException, not a crash."""
+    try:
+        self.setup_class(request, full_url, headers)
+    except (ValueError, TypeError) as err:
+        if self.boto3_service_name not in SERVICE_ERRORS:
+            raise
+        return error_response(RequestRefusedError(TYPE_ERROR, f"Cannot read the request: {err}"))
+    return self.call_action()
 
 
 def invalid_token_code(service: str, operation: str) -> str:
@@ -360,6 +407,7 @@ def _refuse_token(self, token: Any) -> None:
 
 
 _PATCHES = [
+    (BaseResponse, "_dispatch", _dispatch),
     (BaseResponse, "call_action", _call_action),
     (moto_paginator.Paginator, "_raise_exception_if_required", _refuse_token),
 ]

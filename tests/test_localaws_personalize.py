@@ -119,8 +119,9 @@ def test_errors_as_the_service_raises_them(account):
     unvalidated = boto3.client(
         "personalize", region_name="us-east-1", config=Config(parameter_validation=False)
     )
-    with pytest.raises(
-        unvalidated.exceptions.InvalidInputException, match="Missing required parameter"
+    with pytest.raises(  # AWS's wording (Coral validation), not botocore's client-side one
+        unvalidated.exceptions.InvalidInputException,
+        match="Value null at 'datasetGroupArn' failed to satisfy constraint: Member must not be null",
     ):
         unvalidated.create_solution(name="s", recipeArn="arn:aws:personalize:::recipe/aws-sims")
 

@@ -71,9 +71,9 @@ def test_a_training_job_with_bad_hyperparameters_fails_with_a_reason():
             "bkt",
         )
     assert described["TrainingJobStatus"] == "Failed"
-    assert (
-        "missing required hyperparameters ['num_factors', 'predictor_type']"
-        in described["FailureReason"]
+    assert described["FailureReason"] == (  # the built-in algorithm's own wording
+        "ClientError: No value(s) were specified for 'num_factors', 'predictor_type' which are "
+        "required hyperparameter(s) (caused by ValidationError)"
     )
 
 
