@@ -70,8 +70,9 @@ def caught(error: str, next_state: str = "Caught") -> list[dict]:
 
 
 def with_catcher(first: dict) -> dict:
-    """A machine: `first` as Try, whose catcher goes to a Pass state that ends."""
-    return {
-        "StartAt": "Try",
-        "States": {"Try": first, "Caught": {"Type": "Pass", "End": True}},
-    }
+    """A machine: `first` as Try, whose catcher goes to a Pass state that ends (present only if
+    something goes there: AWS refuses a definition with an unreachable state)."""
+    states = {"Try": first}
+    if first.get("Catch") or first.get("Next") == "Caught":
+        states["Caught"] = {"Type": "Pass", "End": True}
+    return {"StartAt": "Try", "States": states}

@@ -4,7 +4,6 @@ model does not carry (localaws.validation, localaws.rules)."""
 from __future__ import annotations
 
 import json
-import time
 
 import boto3
 import pytest
@@ -14,7 +13,7 @@ from moto import mock_aws
 from localaws import validation
 from localaws.rules import all_rules
 from recops import images
-from tests.localaws.fidelity import REAL_AWS, Behaviour, refused, rows
+from tests.localaws.fidelity import Behaviour, refused, rows, until
 
 ROLE = "arn:aws:iam::123456789012:role/localaws-validation"
 REGION = "us-east-1"
@@ -39,22 +38,13 @@ SAGEMAKER_API = "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_{
 SFN_API = "https://docs.aws.amazon.com/step-functions/latest/apireference/API_{}.html"
 
 
-def _wait(describe, status_of, done, attempts: int = 600):
-    """Describe until the status is final (the local account moves on with each describe)."""
-    for _ in range(attempts):
-        found = describe()
-        if status_of(found) in done:
-            return found
-        time.sleep(5 if REAL_AWS else 0.05)
-    raise AssertionError("never reached a final status")
-
-
-def _active_group(p, name: str) -> str:
+def _active_group(account, name: str) -> str:
+    p = account.client("personalize")
     arn = p.create_dataset_group(name=name)["datasetGroupArn"]
-    _wait(
-        lambda: p.describe_dataset_group(datasetGroupArn=arn),
-        lambda d: d["datasetGroup"]["status"],
-        ("ACTIVE", "CREATE FAILED"),
+    until(
+        account,
+        lambda: p.describe_dataset_group(datasetGroupArn=arn)["datasetGroup"]["status"],
+        lambda status: status in ("ACTIVE", "CREATE FAILED"),
     )
     return arn
 
@@ -140,7 +130,7 @@ def _invalid_avro(account):
 
 def _interactions_need_user_id(account):
     p = account.client("personalize")
-    group = _active_group(p, "needs-user-id")
+    group = _active_group(account, "needs-user-id")
     schema = _schema(p, "no-user-id", [f for f in INTERACTIONS["fields"] if f["name"] != "USER_ID"])
     refused(
         lambda: p.create_dataset(
@@ -153,7 +143,7 @@ def _interactions_need_user_id(account):
 
 def _one_dataset_per_type(account):
     p = account.client("personalize")
-    group = _active_group(p, "one-per-type")
+    group = _active_group(account, "one-per-type")
     schema = _schema(p, "interactions", INTERACTIONS["fields"])
     p.create_dataset(name="a", datasetGroupArn=group, datasetType="Interactions", schemaArn=schema)
     refused(
@@ -167,7 +157,7 @@ def _one_dataset_per_type(account):
 
 def _retired_recipe(account):
     p = account.client("personalize")
-    group = _active_group(p, "retired-recipe")
+    group = _active_group(account, "retired-recipe")
     refused(
         lambda: p.create_solution(
             name="hrnn", datasetGroupArn=group, recipeArn="arn:aws:personalize:::recipe/aws-hrnn"
@@ -306,10 +296,10 @@ def _image_from_another_registry(account):
 def _failed_training(account, name: str, image: str, hyperparameters: dict) -> str:
     sm = account.client("sagemaker")
     _training_job(sm, name, image=image, hyperparameters=hyperparameters)
-    described = _wait(
+    described = until(
+        account,
         lambda: sm.describe_training_job(TrainingJobName=name),
-        lambda d: d["TrainingJobStatus"],
-        ("Completed", "Failed", "Stopped"),
+        lambda d: d["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"),
     )
     assert described["TrainingJobStatus"] == "Failed", described["TrainingJobStatus"]
     return described["FailureReason"]
