@@ -366,7 +366,10 @@ def _call_action(self: BaseResponse):
     finally:
         _CURRENT.reset(token)
     if str(status).startswith("2") and operation.output_shape is not None and body:
-        fixed = integral_numbers(operation.output_shape, json.loads(body))
+        try:
+            fixed = integral_numbers(operation.output_shape, json.loads(body))
+        except ValueError:  # not a JSON body: nothing to fix or check
+            return status, headers, body
         body = json.dumps(fixed)
         if CHECK_RESPONSES:
             check_response(service, operation.name, fixed)

@@ -63,9 +63,11 @@ def parse_image_uri(uri: str) -> tuple[str, str, str, str] | None:
 
 
 def _config_dir() -> Path:
-    import sagemaker
+    """The package's data folder, found without importing it (its import takes seconds)."""
+    import importlib.util
 
-    return Path(sagemaker.__file__).parent / "image_uri_config"
+    spec = importlib.util.find_spec("sagemaker")
+    return Path(next(iter(spec.submodule_search_locations))) / "image_uri_config"
 
 
 def _ecr_host(region: str) -> str:
@@ -81,7 +83,7 @@ def _ecr_host(region: str) -> str:
 
 def generate() -> dict[str, Any]:
     """The table, read from the installed sagemaker package."""
-    import sagemaker
+    import importlib.metadata
 
     images: dict[str, Any] = {}
     for repository, (config, scopes, tag_format) in SOURCES.items():
@@ -102,7 +104,7 @@ def generate() -> dict[str, Any]:
         images[repository] = {"tags": tags, "registries": dict(sorted(registries.items()))}
     regions = sorted({r for image in images.values() for r in image["registries"]})
     return {
-        "source": f"sagemaker=={sagemaker.__version__} image_uri_config",
+        "source": f"sagemaker=={importlib.metadata.version('sagemaker')} image_uri_config",
         "hosts": {region: _ecr_host(region) for region in regions},
         "images": images,
     }
