@@ -339,12 +339,12 @@ _DECLARATIONS = {
 # --- parser scope ------------------------------------------------------------------------------
 
 
-def _visit_program(self: Preprocessor, ctx):
+def _visit_state_machine(self: Preprocessor, ctx):
     self._query_language_per_scope = []  # per parse, not shared by every Preprocessor
-    return _original_visit_program(self, ctx)
+    return _original_visit_state_machine(self, ctx)
 
 
-_original_visit_program = Preprocessor.visitProgram_decl
+_original_visit_state_machine = Preprocessor.visitState_machine
 
 
 # --- API error codes ---------------------------------------------------------------------------
@@ -378,6 +378,6 @@ PATCHES = [
         _query_errors_as_states_error(string_expression.StringVariableSample._eval_body),
     ),
     (intrinsic_jsonata, "_DECLARATION_BY_VARIABLE_REFERENCE", _DECLARATIONS),
-    (Preprocessor, "visitProgram_decl", _visit_program),
+    (Preprocessor, "visitState_machine", _visit_state_machine),
     *_api_error_codes(),
 ]

@@ -192,6 +192,12 @@ def refused_jsonata_definition_leaves_the_parser_usable(account):
         "States": {"P": {"Type": "Pass", "Parameters": {"a.$": "$.x"}, "End": True}},
     }
     assert _error_output(run(account, good, {"x": 1})) == {"a": 1}
+    branch = {"StartAt": "B", "States": {"B": {"Type": "Pass", "End": True}}}
+    nested = {
+        "StartAt": "P",
+        "States": {"P": {"Type": "Parallel", "Branches": [branch, branch], "End": True}},
+    }
+    assert _error_output(run(account, nested)) == [{}, {}]  # scopes of nested programs too
 
 
 def heartbeat_expiry_is_heartbeat_timeout(account):
