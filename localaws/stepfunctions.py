@@ -1,10 +1,7 @@
 """Step Functions execution gaps in moto's ASL interpreter (moto 5.2.5), closed.
 
-- JSONata: the evaluator is left unset (LocalStack's used a JVM); here jsonata-python.
-- `aws-sdk:*` tasks: request parameters are not mapped to the botocore shape, so services with
-  camelCase members (personalize, states) fail with KeyError; responses are not turned into the
-  PascalCase Step Functions returns. Both are done here from botocore's service model, and
-  datetimes become ISO-8601 strings (moto's describe_execution cannot serialise them).
+- JSONata: stepfunctions_jsonata.py.
+- `aws-sdk:*` request and response shapes: stepfunctions_shapes.py.
 - `startExecution` without a name produced an ARN ending in `:None` (the second run collided);
   here a UUID is the name, as in AWS.
 - State machines created by CloudFormation went to the backend that does not execute, so the
@@ -20,19 +17,16 @@
   and do not spell the error out. API errors of the call itself are `SageMaker.<Code>Exception`
   or `SageMaker.AmazonSageMakerException` (stepfunctions_errors.py).
 
-Error naming, JSONata errors and the parser's scope leak: stepfunctions_errors.py.
+Error naming: stepfunctions_errors.py. Nested
+executions: stepfunctions_nested.py. History pages and execution logs: stepfunctions_executions.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import uuid
-from typing import Any
 
-import botocore.session
-import jsonata
 from botocore.exceptions import ClientError
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions.parser import models as parser_models
@@ -43,73 +37,22 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
     ResourceCondition,
 )
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
-    StateTaskServiceAwsSdk,
-)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
     StateTaskServiceCallback,
 )
-from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
-from localaws import stepfunctions_errors
+from localaws import (
+    stepfunctions_errors,
+    stepfunctions_executions,
+    stepfunctions_jsonata,
+    stepfunctions_nested,
+    stepfunctions_shapes,
+    stepfunctions_time,
+)
 from localaws.patching import patched
-from localaws.stepfunctions_errors import boto_service_name, sagemaker_error, task_failure
-
-_MODELS = botocore.session.get_session()
-
-
-def _operation(service: str, action: str):
-    """The botocore operation model for an SFN-style service and action name."""
-    model = _MODELS.get_service_model(boto_service_name(service))
-    wanted = action.replace("_", "").lower()
-    for name in model.operation_names:
-        if name.lower() == wanted:
-            return model.operation_model(name)
-    raise ValueError(f"{service} has no operation {action!r}")
-
-
-def jsonable(value: Any) -> Any:
-    """Datetimes as ISO-8601 strings, recursively; everything else unchanged."""
-    if isinstance(value, datetime.datetime | datetime.date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [jsonable(v) for v in value]
-    return value
-
-
-# --- JSONata -----------------------------------------------------------------------------------
-
-
-def _eval_jsonata(expression: str) -> Any:
-    try:
-        compiled = jsonata.Jsonata(expression)
-        for name, function in stepfunctions_errors.JSONATA_FUNCTIONS.items():
-            compiled.register_lambda(name, function)
-        return compiled.evaluate(None)
-    except Exception as err:  # surfaced as States.QueryEvaluationError by moto
-        raise moto_jsonata.JSONataException("UNKNOWN", str(err)) from err
-
-
-# --- aws-sdk normalisation ---------------------------------------------------------------------
-
-
-def _normalise_parameters(self, parameters: dict, boto_service_name=None, service_action_name=None):
-    operation = _operation(self.resource.api_name, service_action_name or self.resource.api_action)
-    if operation.input_shape is not None:
-        self._to_boto_request(parameters, operation.input_shape)
-
-
-def _normalise_response(self, response, boto_service_name=None, service_action_name=None):
-    operation = _operation(self.resource.api_name, service_action_name or self.resource.api_action)
-    if operation.output_shape is not None and isinstance(response, dict):
-        self._from_boto_response(response, operation.output_shape)
-        converted = jsonable(response)
-        response.clear()
-        response.update(converted)
-
+from localaws.stepfunctions_errors import sagemaker_error, task_failure
+from localaws.stepfunctions_shapes import jsonable, operation_model
 
 # --- unnamed executions ------------------------------------------------------------------------
 
@@ -148,7 +91,7 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):
         return super()._from_error(env, ex)
 
     def _get_supported_parameters(self) -> set[str] | None:
-        operation = _operation("sagemaker", self.resource.api_action)
+        operation = operation_model("sagemaker", self.resource.api_action)
         return set(operation.input_shape.members) if operation.input_shape else set()
 
     def _eval_service_task(
@@ -203,9 +146,6 @@ def _state_task_service_for(service_name: str):
 
 
 _PATCHES = [
-    (moto_jsonata, "_eval_jsonata", _eval_jsonata),
-    (StateTaskServiceAwsSdk, "_normalise_parameters", _normalise_parameters),
-    (StateTaskServiceAwsSdk, "_normalise_response", _normalise_response),
     (parser_models.StepFunctionsParserBackend, "start_execution", _start_execution),
     (state_task_factory, "state_task_service_for", _state_task_service_for),
     # CloudFormation's StateMachine resource reads this module global at call time
@@ -214,4 +154,12 @@ _PATCHES = [
 
 
 def install() -> contextlib.AbstractContextManager:
-    return patched(_PATCHES + stepfunctions_errors.PATCHES)
+    return patched(
+        _PATCHES
+        + stepfunctions_shapes.PATCHES
+        + stepfunctions_errors.PATCHES
+        + stepfunctions_jsonata.PATCHES
+        + stepfunctions_nested.PATCHES
+        + stepfunctions_executions.PATCHES
+        + stepfunctions_time.PATCHES
+    )

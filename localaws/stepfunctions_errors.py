@@ -17,7 +17,7 @@ Sources (AWS Step Functions Developer Guide):
   `States.ALL` matches every error except the terminal `States.DataLimitExceeded` and
   `States.Runtime`; `States.Timeout` covers a task that ran past `TimeoutSeconds` or missed its
   heartbeat, `States.HeartbeatTimeout` names the latter; a Choice without a match fails with
-  `States.NoChoiceMatched`; a failed JSONata evaluation with `States.QueryEvaluationError`.
+  `States.NoChoiceMatched`.
 
 Gaps in moto 5.2.5 closed here:
 - aws-sdk errors: `KeyError('RequestId')` when the response has no request id (every error of the
@@ -25,27 +25,24 @@ Gaps in moto 5.2.5 closed here:
   service part was the lower-case resource name (`sagemaker.sagemakerException`); unmodelled
   errors were named after the service and modelled ones after botocore's class.
 - `States.ALL` caught `States.Runtime`; heartbeat expiry was `States.Timeout`; a Choice without a
-  match ended with `States.Runtime` (a RuntimeError); JSONata evaluation errors ended with
-  `States.Runtime`; `$uuid()`/`$hash()` returned "Function ... is currently not supported".
+  match ended with `States.Runtime` (a RuntimeError).
 - The executing backend's API errors (`InvalidDefinition`, `StateMachineDoesNotExist`, ...) went
   out with an empty error code: LocalStack's exception classes set `code`, moto's `AWSError` reads
   `TYPE`.
-- The ASL parser kept its query-language scope in a class attribute: a definition refused in a
-  JSONata scope left the scope behind, and every later JSONPath definition was refused until restart.
+
+JSONata errors (`States.QueryEvaluationError`), `$uuid`/`$hash` and the parser's scope:
+stepfunctions_jsonata.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import uuid
-from typing import Any
 
 import botocore.session
 from botocore.exceptions import ClientError
 from moto.core.exceptions import AWSError
 from moto.stepfunctions.parser import api as parser_api
 from moto.stepfunctions.parser.api import (
-    EvaluationFailedEventDetails,
     ExecutionFailedEventDetails,
     HistoryEventType,
     TaskFailedEventDetails,
@@ -65,8 +62,6 @@ from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
     StatesErrorNameType,
 )
-from moto.stepfunctions.parser.asl.component.common.string import string_expression
-from moto.stepfunctions.parser.asl.component.intrinsic import jsonata as intrinsic_jsonata
 from moto.stepfunctions.parser.asl.component.state.choice.state_choice import StateChoice
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
     StateTaskService,
@@ -77,8 +72,6 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task import StateTask
 from moto.stepfunctions.parser.asl.eval.callback.callback import HeartbeatTimeoutError
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
-from moto.stepfunctions.parser.asl.jsonata.jsonata import JSONataException
-from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 
 _MODELS = botocore.session.get_session()
 
@@ -281,72 +274,6 @@ def _choice_eval_state(self: StateChoice, env) -> None:
 _original_choice_eval_state = StateChoice._eval_state
 
 
-# --- JSONata -----------------------------------------------------------------------------------
-
-
-def _query_errors_as_states_error(original):
-    """Wrap a JSONata evaluation so that its errors are States.QueryEvaluationError."""
-
-    def eval_body(self, env) -> None:
-        try:
-            original(self, env)
-        except JSONataException as err:
-            error = StatesErrorNameType.StatesQueryEvaluationError.to_name()
-            cause = (
-                f"The JSONata expression '{self.literal_value}' threw an error during "
-                f"evaluation. {err.details}"
-            )
-            raise FailureEventException(
-                FailureEvent(
-                    env=env,
-                    error_name=StatesErrorName(StatesErrorNameType.StatesQueryEvaluationError),
-                    event_type=HistoryEventType.EvaluationFailed,
-                    event_details=EventDetails(
-                        evaluationFailedEventDetails=EvaluationFailedEventDetails(
-                            error=error, cause=cause
-                        )
-                    ),
-                )
-            ) from err
-
-    return eval_body
-
-
-def jsonata_hash(value: Any, algorithm: str) -> str:
-    """Step Functions' `$hash(value, algorithm)`: the hex digest of the string."""
-    algorithms = {
-        "MD5": "md5",
-        "SHA-1": "sha1",
-        "SHA-256": "sha256",
-        "SHA-384": "sha384",
-        "SHA-512": "sha512",
-    }
-    if algorithm not in algorithms:
-        raise ValueError(f"$hash: unsupported algorithm {algorithm!r}; one of {list(algorithms)}")
-    return hashlib.new(algorithms[algorithm], str(value).encode()).hexdigest()
-
-
-# Step Functions' own JSONata functions that jsonata-python registers natively (see
-# stepfunctions._eval_jsonata): moto's placeholders must not shadow them.
-JSONATA_FUNCTIONS = {"uuid": lambda: str(uuid.uuid4()), "hash": jsonata_hash}
-_DECLARATIONS = {
-    name: declaration
-    for name, declaration in intrinsic_jsonata._DECLARATION_BY_VARIABLE_REFERENCE.items()
-    if name.lstrip("$") not in JSONATA_FUNCTIONS
-}
-
-
-# --- parser scope ------------------------------------------------------------------------------
-
-
-def _visit_state_machine(self: Preprocessor, ctx):
-    self._query_language_per_scope = []  # per parse, not shared by every Preprocessor
-    return _original_visit_state_machine(self, ctx)
-
-
-_original_visit_state_machine = Preprocessor.visitState_machine
-
-
 # --- API error codes ---------------------------------------------------------------------------
 
 
@@ -367,17 +294,5 @@ PATCHES = [
     (error_equals_decl.ErrorEqualsDecl, "_eval_body", _error_equals),
     (StateTask, "_from_error", _task_from_error),
     (StateChoice, "_eval_state", _choice_eval_state),
-    (
-        string_expression.StringJSONata,
-        "_eval_body",
-        _query_errors_as_states_error(string_expression.StringJSONata._eval_body),
-    ),
-    (
-        string_expression.StringVariableSample,
-        "_eval_body",
-        _query_errors_as_states_error(string_expression.StringVariableSample._eval_body),
-    ),
-    (intrinsic_jsonata, "_DECLARATION_BY_VARIABLE_REFERENCE", _DECLARATIONS),
-    (Preprocessor, "visitState_machine", _visit_state_machine),
     *_api_error_codes(),
 ]
