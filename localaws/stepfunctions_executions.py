@@ -15,6 +15,8 @@ Gaps closed (moto 5.2.5):
   https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html. The stream is
   `states/<state machine name>/<execution name>` (local choice: AWS names streams itself).
 - A state machine created by CloudFormation lost its `LoggingConfiguration`.
+- `DescribeExecution` of a TIMED_OUT execution had no `stopDate` ("if the execution ended, the
+  date the execution stopped": https://docs.aws.amazon.com/step-functions/latest/apireference/API_DescribeExecution.html).
 """
 
 from __future__ import annotations
@@ -77,6 +79,18 @@ def _get_execution_history(self: StepFunctionResponse):
     if token:
         output["nextToken"] = token
     return ActionResult(output)
+
+
+def _describe_execution(self: StepFunctionResponse):
+    result = _original_describe_execution(self)
+    described = result.result
+    if described.get("status") == "TIMED_OUT" and "stopDate" not in described:
+        execution = self.stepfunction_backend.describe_execution(described["executionArn"])
+        described["stopDate"] = execution.stop_date
+    return result
+
+
+_original_describe_execution = StepFunctionResponse.describe_execution
 
 
 # --- execution logs ----------------------------------------------------------------------------
@@ -165,6 +179,7 @@ _original_from_cloudformation = StateMachine.create_from_cloudformation_json
 
 PATCHES = [
     (StepFunctionResponse, "get_execution_history", _get_execution_history),
+    (StepFunctionResponse, "describe_execution", _describe_execution),
     (Execution, "start", _start),
     (StateMachine, "create_from_cloudformation_json", classmethod(_from_cloudformation)),
 ]
