@@ -61,7 +61,7 @@ def _respond(call):
         with clock.holding():  # a request being answered is work: the clock waits for it
             return 200, dict(_JSON), json.dumps(call())
     except PersonalizeError as err:
-        status = 404 if err.code == "ResourceNotFoundException" else 400
+        status = 400  # every Personalize error, ResourceNotFoundException included
         return status, dict(_JSON), error_body(err)
 
 
