@@ -85,3 +85,8 @@ def test_log_lines_reach_cloudwatch(function):
     messages = "\n".join(e["message"] for e in events["events"])
     assert "greeting cy" in messages
     assert "plain print" in messages
+
+
+def test_the_pinned_moto_still_reports_function_errors_as_handled():
+    # localaws reports Unhandled, as Lambda does for every runtime error
+    assert '"Handled"' in inspect.getsource(LambdaFunction.invoke)
