@@ -21,6 +21,7 @@ from moto import mock_aws
 from localaws import (
     clock,
     cloudformation,
+    events,
     lambda_runtime,
     personalize,
     sagemaker,
@@ -54,6 +55,7 @@ class LocalAccount:
         self._stack.enter_context(stepfunctions.install())
         self._stack.enter_context(sagemaker.install())
         self._stack.enter_context(personalize.install())
+        self._stack.enter_context(events.install())
         # responses checked against the output shape: a gap in an emulated response fails here
         self._stack.enter_context(validation.install(check_responses=True))
         return self

@@ -51,6 +51,7 @@ def serve(port: int) -> None:
         admin,
         clock,
         cloudformation,
+        events,
         lambda_runtime,
         personalize,
         sagemaker,
@@ -72,6 +73,7 @@ def serve(port: int) -> None:
             stepfunctions,
             sagemaker,
             personalize,
+            events,
             admin,
         ):
             stack.enter_context(extension.install())

@@ -90,3 +90,20 @@ def test_log_lines_reach_cloudwatch(function):
 def test_the_pinned_moto_still_reports_function_errors_as_handled():
     # localaws reports Unhandled, as Lambda does for every runtime error
     assert '"Handled"' in inspect.getsource(LambdaFunction.invoke)
+
+
+def test_the_pinned_moto_events_still_cannot_reach_state_machines_or_functions():
+    from moto.events.models import EventsBackend, Rule
+    from moto.s3 import notifications
+    from moto.s3.responses import S3Response
+
+    delivery = inspect.getsource(Rule.send_to_targets)
+    assert "NotImplementedError" in delivery
+    assert '"states"' not in delivery
+    assert '"lambda"' not in delivery
+    assert "RoleArn" not in inspect.getsource(EventsBackend.put_targets)
+    assert ".state" not in inspect.getsource(EventsBackend.put_events)  # DISABLED rules deliver
+    s3_to_bus = inspect.getsource(notifications._send_event_bridge_message)
+    assert "event_buses.values()" in s3_to_bus  # every bus, not only the default one
+    assert "transform_input=False" in s3_to_bus
+    assert "EventBridge" not in inspect.getsource(S3Response.get_bucket_notification)
