@@ -25,6 +25,7 @@ from localaws import (
     lambda_runtime,
     personalize,
     sagemaker,
+    scheduler,
     stepfunctions,
     validation,
 )
@@ -56,6 +57,7 @@ class LocalAccount:
         self._stack.enter_context(sagemaker.install())
         self._stack.enter_context(personalize.install())
         self._stack.enter_context(events.install())
+        self._stack.enter_context(scheduler.install())
         # responses checked against the output shape: a gap in an emulated response fails here
         self._stack.enter_context(validation.install(check_responses=True))
         return self

@@ -55,6 +55,7 @@ def serve(port: int) -> None:
         lambda_runtime,
         personalize,
         sagemaker,
+        scheduler,
         stepfunctions,
         validation,
     )
@@ -74,6 +75,7 @@ def serve(port: int) -> None:
             sagemaker,
             personalize,
             events,
+            scheduler,
             admin,
         ):
             stack.enter_context(extension.install())

@@ -107,3 +107,14 @@ def test_the_pinned_moto_events_still_cannot_reach_state_machines_or_functions()
     assert "event_buses.values()" in s3_to_bus  # every bus, not only the default one
     assert "transform_input=False" in s3_to_bus
     assert "EventBridge" not in inspect.getsource(S3Response.get_bucket_notification)
+
+
+def test_the_pinned_moto_scheduler_still_neither_fires_nor_checks_expressions():
+    from moto.cloudformation.parsing import get_model_map
+    from moto.scheduler import models
+
+    source = inspect.getsource(models)
+    assert "Thread" not in source  # nothing ever fires a schedule
+    assert "rate(" not in source  # any ScheduleExpression is accepted
+    assert "AWS::Scheduler::Schedule" not in get_model_map()
+    assert "AWS::Scheduler::ScheduleGroup" not in get_model_map()

@@ -200,17 +200,32 @@ def _state_machine_target_needs_a_role(account) -> None:
 
 
 def _disabled_rule_delivers_nothing(account) -> None:
-    machine = machines.create(account, PASS_MACHINE)
-    rule(account, ORDERS, {"Arn": machine, "RoleArn": events_role(account)}, State="DISABLED")
+    enabled, disabled = (
+        machines.create(account, PASS_MACHINE),
+        machines.create(account, PASS_MACHINE),
+    )
+    role = events_role(account)
+    rule(account, ORDERS, {"Arn": enabled, "RoleArn": role})
+    rule(account, ORDERS, {"Arn": disabled, "RoleArn": role}, State="DISABLED")
     put_order_event(account)
-    assert executions(account, machine, wait=1.0) == []
+    assert len(executions(account, enabled)) == 1
+    assert executions(account, disabled, wait=0.3) == []
 
 
 def _role_events_cannot_assume_delivers_nothing(account) -> None:
-    machine = machines.create(account, PASS_MACHINE)
-    rule(account, ORDERS, {"Arn": machine, "RoleArn": functions.role(account)})  # Lambda's role
+    trusted, untrusted = (
+        machines.create(account, PASS_MACHINE),
+        machines.create(account, PASS_MACHINE),
+    )
+    rule(
+        account,
+        ORDERS,
+        {"Arn": trusted, "RoleArn": events_role(account)},
+        {"Arn": untrusted, "RoleArn": functions.role(account)},  # trusts lambda.amazonaws.com
+    )
     put_order_event(account)
-    assert executions(account, machine, wait=1.0) == []
+    assert len(executions(account, trusted)) == 1
+    assert executions(account, untrusted, wait=0.3) == []
 
 
 LOGGING_HANDLER = """
