@@ -224,3 +224,15 @@ def test_warm_invocations_cost_milliseconds(account):
     for _ in range(5):
         functions.invoke(account, function)
     assert (time.monotonic() - started) / 5 < 0.25
+
+
+def test_an_invocation_the_state_machine_gave_up_on_leaves_the_host_stdout_alone(account, capfd):
+    function = functions.create(account, SLEEPER_SOURCE, Timeout=10)
+    pid_file = Path(tempfile.mkdtemp()) / "pid"
+    step = machines.task(function, {"pid_file": str(pid_file), "seconds": 2}, TimeoutSeconds=1)
+    described = machines.run(account, {"StartAt": "Step", "States": {"Step": step}})
+    assert described["status"] == "FAILED"  # States.Timeout; the function itself runs on
+    print("the host still owns its stdout")
+    out, _ = capfd.readouterr()
+    assert "the host still owns its stdout" in out
+    assert "going to sleep" not in out
