@@ -28,7 +28,6 @@ holds the virtual clock (`clock.holding()`), so virtual time passes at the real 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import hashlib
 import io
 import json
@@ -116,8 +115,8 @@ class ExecutionEnvironment:
     def __init__(self, key: tuple, code_dir: Path, variables: dict[str, str]) -> None:
         self.key = key
         self.tmp = tempfile.mkdtemp(prefix="localaws-lambda-tmp-")
-        self.stream = f"{datetime.date.today():%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in kill()
+        self.stream = f"{clock.now():%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         variables = {
             **variables,
             "LAMBDA_TASK_ROOT": str(code_dir),
@@ -319,8 +318,8 @@ def _attempt(environment, function, event: str, request_id: str) -> _Outcome:
     """Send one invocation to the environment and read what became of it."""
     init = environment.init
     if init is None or "exit" in init or "error" in init:
-        payload = _init_failure(init, request_id)
-        return _Outcome(payload, True, "error", environment.read_log(len(environment.init_logs)))
+        # the Init phase's output (the error line) is already in environment.init_logs
+        return _Outcome(_init_failure(init, request_id), True, "error", "")
     timeout = float(function.timeout or 3)
     start, started = environment.log_size(), time.monotonic()
     request = {

@@ -118,6 +118,8 @@ def main() -> None:
     log_handler.addFilter(request_ids)
     logging.getLogger().addHandler(log_handler)
     handler, init_error = _load_handler(os.environ["_HANDLER"])  # the Init phase
+    if init_error:
+        print(f"[ERROR] {init_error['errorType']}: {init_error['errorMessage']}", file=sys.stderr)
     _answer(control_out, {"error": init_error} if init_error else {"ready": True})
     if init_error:
         return
