@@ -273,6 +273,7 @@ DURATIONS: dict[str, Lifecycle] = {
     "sagemaker.processingJob": Lifecycle(180, 120, 0, "Starting ~3 min on ml.m5 instances"),
     "sagemaker.trainingJob": Lifecycle(180, 300, 0, "Starting + Downloading ~3 min, then training"),
     "sagemaker.transformJob": Lifecycle(240, 120, 0, "model container start ~4 min"),
+    "sagemaker.stop": Lifecycle(0, 60, 0, "Stopping: SIGTERM, then up to 120 s (StopTrainingJob)"),
 }
 
 

@@ -64,6 +64,7 @@ def serve(port: int) -> None:
     clock.reset()
     os.environ["MOTO_PORT"] = str(port)  # moto's Step Functions calls services back through it
     lambda_runtime.ENDPOINT_URL = f"http://localhost:{port}"
+    sagemaker.set_local_endpoint(lambda_runtime.ENDPOINT_URL)  # processing jobs may call it
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

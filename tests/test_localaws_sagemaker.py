@@ -1,13 +1,17 @@
-"""SageMaker training and transform jobs that run: FM, KNN, batch transform, failures."""
+"""SageMaker training and transform jobs that run: FM, KNN, batch transform, failures; the moto
+gaps localaws/sagemaker*.py close (fidelity rows: tests/localaws/test_sagemaker_*.py)."""
 
 import inspect
 import time
 
+import boto3
 import numpy as np
 import pytest
-from moto.sagemaker.models import FakeTrainingJob, FakeTransformJob
+from moto import mock_aws
+from moto.sagemaker.models import FakeProcessingJob, FakeTrainingJob, FakeTransformJob
+from moto.sagemaker.responses import SageMakerResponse
 
-from localaws import LocalAccount
+from localaws import LocalAccount, clock
 from training import fm_to_knn, prep, recordio
 from training.datasets import movielens_path
 from training.evaluate import evaluate_sources, load_holdout, read_knn_transform_output
@@ -19,9 +23,69 @@ REGISTRY = "382416733822.dkr.ecr.us-east-1.amazonaws.com"
 def test_the_pinned_moto_still_completes_jobs_without_running_them():
     assert 'self.training_job_status = "Completed"' in inspect.getsource(FakeTrainingJob.__init__)
     assert 'self.transform_job_status = "Completed"' in inspect.getsource(FakeTransformJob.__init__)
+    assert 'self.processing_job_status = "Completed"' in inspect.getsource(
+        FakeProcessingJob.__init__
+    )
+    assert 'self.secondary_status = "Completed"' in inspect.getsource(FakeTrainingJob.__init__)
+
+
+def test_the_pinned_moto_still_drops_processing_environment_and_resources():
+    source = inspect.getsource(SageMakerResponse.create_processing_job)
+    assert "Environment" not in source
+    assert "ProcessingResources" not in source
+
+
+def test_the_pinned_moto_still_has_no_stop_for_training_or_transform_jobs():
+    assert not hasattr(SageMakerResponse, "stop_training_job")
+    assert not hasattr(SageMakerResponse, "stop_transform_job")
+
+
+def _moto_processing_job(sm, name: str) -> None:
+    sm.create_processing_job(
+        ProcessingJobName=name,
+        RoleArn=ROLE,
+        AppSpecification={"ImageUri": f"{REGISTRY}/sagemaker-scikit-learn:1.4-2-cpu-py3"},
+        ProcessingResources={
+            "ClusterConfig": {
+                "InstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+                "VolumeSizeInGB": 5,
+            }
+        },
+    )
+
+
+@mock_aws
+def test_the_pinned_moto_still_lists_before_filtering_and_stops_completed_jobs():
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    _moto_processing_job(sm, "first")
+    _moto_processing_job(sm, "second")
+    sm.stop_processing_job(ProcessingJobName="second")  # a Completed job, stopped anyway
+    stopped = sm.list_processing_jobs(StatusEquals="Stopped", MaxResults=1)
+    assert stopped["ProcessingJobSummaries"] == []  # the one Stopped job is on page two
+
+
+@mock_aws
+def test_the_pinned_moto_still_takes_transforms_of_missing_models_and_shapes_badly():
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    sm.create_transform_job(
+        TransformJobName="orphan",
+        ModelName="no-such-model",
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://b/in/"}}
+        },
+        TransformOutput={"S3OutputPath": "s3://b/out"},
+        TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    )
+    sm.create_model(ModelName="m", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "x"})
+    assert sm.describe_model(ModelName="m")["VpcConfig"] == {}  # required members missing
+    missing = "arn:aws:sagemaker:us-east-1:123456789012:training-job/never"
+    with pytest.raises(AttributeError):  # HTTP 500 on a server
+        sm.add_tags(ResourceArn=missing, Tags=[{"Key": "k", "Value": "v"}])
 
 
 def wait(sagemaker, kind: str, name: str, timeout: float = 300) -> dict:
+    """Poll like a .sync task, 30 virtual seconds apart (the clock waits for local work)."""
     describe = getattr(sagemaker, f"describe_{kind}_job")
     key = {"training": "TrainingJobName", "transform": "TransformJobName"}[kind]
     status_key = {"training": "TrainingJobStatus", "transform": "TransformJobStatus"}[kind]
@@ -30,7 +94,7 @@ def wait(sagemaker, kind: str, name: str, timeout: float = 300) -> dict:
         described = describe(**{key: name})
         if described[status_key] not in ("InProgress", "Stopping"):
             return described
-        time.sleep(0.2)
+        clock.sleep(30)
     raise TimeoutError(name)
 
 
