@@ -52,7 +52,7 @@ def until(account, probe: Callable[[], Any], done: Callable[[Any], bool], limit:
         if done(value):
             return value
         if account.clock is not None:
-            account.clock.advance(60)
+            account.clock.sleep(60)  # waits for local work (a job computing) too
         else:
             time.sleep(60)
     raise AssertionError(f"still not done after {limit} polls: {value!r}")
