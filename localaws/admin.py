@@ -55,6 +55,8 @@ def call(target: str, method: str, args: dict[str, Any]) -> Any:
     if target not in targets:
         raise ValueError(f"unknown target {target!r}; one of {sorted(targets)}")
     allowed = methods(target)
+    if method == "help":
+        return allowed
     if method not in allowed:
         raise ValueError(f"{target} has no method {method!r}; one of {sorted(allowed)}")
     return getattr(targets[target](), method)(**args)

@@ -213,3 +213,12 @@ def test_faults_reach_a_running_server(server):
     assert module.main(["clock", "advance", "seconds=120"]) == 0
     assert p.describe_dataset_group(datasetGroupArn=before)["datasetGroup"]["status"] == "ACTIVE"
     assert module.main(["faults", "personalize", "no_such_fault"]) == 2
+
+
+def test_the_fault_cli_lists_what_it_offers(server, capsys):
+    module, _ = server
+    assert module.main(["faults", "personalize"]) == 0
+    offered = json.loads(capsys.readouterr().out)
+    assert {"throttle", "fail_next_solution_version", "slow_next"} <= set(offered)
+    assert module.main(["faults", "sagemaker"]) == 0
+    assert "fail_next" in json.loads(capsys.readouterr().out)
