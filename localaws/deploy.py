@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -73,6 +74,33 @@ def upload_assets(
     return uploaded
 
 
+def wait_for_stack(cloudformation, stack_id: str, timeout: float = 600) -> dict:
+    """Poll until the stack's operation ends (as the CDK CLI does); the stack's description.
+
+    Stack operations run in the background, as in CloudFormation. `timeout` is in real seconds:
+    waits inside the account (custom resources) run on the virtual clock and take far less.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        (stack,) = cloudformation.describe_stacks(StackName=stack_id)["Stacks"]
+        if not stack["StackStatus"].endswith("_IN_PROGRESS"):
+            return stack
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"stack {stack['StackName']} still {stack['StackStatus']}")
+        time.sleep(0.05)
+
+
+def failure_reasons(cloudformation, stack_id: str) -> list[str]:
+    """Each failed resource with its reason, oldest first: what `cdk deploy` prints."""
+    events = cloudformation.describe_stack_events(StackName=stack_id)["StackEvents"]
+    return [
+        f"{e['LogicalResourceId']} {e['ResourceStatus']}: {e.get('ResourceStatusReason', '')}"
+        for e in reversed(events)
+        if e["ResourceStatus"].endswith("_FAILED")
+        and e["ResourceType"] != "AWS::CloudFormation::Stack"
+    ]
+
+
 def deploy_assembly(client: Callable, cdk_out: Path, stack_name: str) -> dict[str, str]:
     identity = client("sts").get_caller_identity()
     account, region = identity["Account"], client("s3").meta.region_name
@@ -83,25 +111,29 @@ def deploy_assembly(client: Callable, cdk_out: Path, stack_name: str) -> dict[st
     capabilities = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
     existing = {s["StackName"] for s in cloudformation.describe_stacks().get("Stacks", [])}
     if stack_name in existing:
-        cloudformation.update_stack(
+        stack_id = cloudformation.update_stack(
             StackName=stack_name, TemplateBody=template, Capabilities=capabilities
-        )
+        )["StackId"]
     else:
-        cloudformation.create_stack(
+        stack_id = cloudformation.create_stack(
             StackName=stack_name, TemplateBody=template, Capabilities=capabilities
-        )
-    (stack,) = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
-    if not stack["StackStatus"].endswith("_COMPLETE"):
-        raise RuntimeError(f"stack {stack_name} ended {stack['StackStatus']}")
+        )["StackId"]
+    stack = wait_for_stack(cloudformation, stack_id)
+    if stack["StackStatus"] not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+        reasons = "; ".join(failure_reasons(cloudformation, stack_id))
+        raise RuntimeError(f"stack {stack_name} ended {stack['StackStatus']}: {reasons}")
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
 def destroy_stack(client: Callable, stack_name: str) -> str:
+    """Delete the stack and wait: DELETE_COMPLETE, or DELETE_FAILED as in AWS."""
     cloudformation = client("cloudformation")
-    cloudformation.delete_stack(StackName=stack_name)
-    remaining = [
+    found = [
         s
         for s in cloudformation.describe_stacks().get("Stacks", [])
         if s["StackName"] == stack_name
     ]
-    return remaining[0]["StackStatus"] if remaining else "DELETE_COMPLETE"
+    if not found:
+        return "DELETE_COMPLETE"
+    cloudformation.delete_stack(StackName=stack_name)
+    return wait_for_stack(cloudformation, found[0]["StackId"])["StackStatus"]

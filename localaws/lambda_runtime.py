@@ -51,7 +51,7 @@ from typing import Any
 
 from moto.awslambda.models import LambdaFunction
 
-from localaws import clock
+from localaws import clock, tls
 from localaws.patching import patched
 
 _UNPACKED = Path(tempfile.gettempdir()) / "localaws-lambda"
@@ -101,6 +101,7 @@ def function_environment(function: LambdaFunction, endpoint: str | None) -> dict
     }
     if endpoint:
         variables["AWS_ENDPOINT_URL"] = endpoint
+    variables.update(tls.trust_environment())  # https:// ResponseURLs on loopback (tls.py)
     variables.update({k: str(v) for k, v in (function.environment_vars or {}).items()})
     return variables
 
