@@ -1,8 +1,11 @@
-"""`python -m localaws start | stop | status | serve`: the local account as a server.
+"""`python -m localaws start | stop | status | env | serve`: the local account as a server.
 
 `start` runs `serve` in the background on a free localhost port and prints the environment
-variables that point the AWS CLI, boto3 and the CDK CLI at it. `status` lists every resource of
-every service the product uses, so "the account is empty" can be shown. `stop` ends it.
+variables that point the AWS CLI, boto3 and the CDK CLI at it (`eval` its output). `status` lists
+every resource of every service the product uses, the CDK bootstrap's apart from the rest, so
+"nothing of the stack is left" can be shown. `stop` ends it and prints the `unset` line for those
+variables (`eval` it too); `env [--unset]` prints either line again. The server's state file is
+per checkout: `.localaws/server.json` beside this package (gitignored), or $LOCALAWS_STATE.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import threading
 import time
 from pathlib import Path
 
-STATE = Path(os.environ.get("LOCALAWS_STATE", Path.home() / ".cache" / "localaws" / "server.json"))
+CHECKOUT = Path(__file__).resolve().parents[1]
+STATE = Path(os.environ.get("LOCALAWS_STATE", CHECKOUT / ".localaws" / "server.json"))
 REGION = "us-east-1"
 
 
@@ -199,7 +203,65 @@ def inventory(client) -> dict[str, list[str]]:
     found["personalize campaigns"] = [
         c["name"] for c in personalize.list_campaigns().get("campaigns", [])
     ]
+    found["ssm parameters"] = [
+        p["Name"]
+        for page in client("ssm").get_paginator("describe_parameters").paginate()
+        for p in page.get("Parameters", [])
+    ]
+    found["ecr repositories"] = [
+        r["repositoryName"] for r in client("ecr").describe_repositories().get("repositories", [])
+    ]
+    found["cloudwatch log groups"] = [
+        g["logGroupName"]
+        for page in client("logs").get_paginator("describe_log_groups").paginate()
+        for g in page.get("logGroups", [])
+    ]
     return found
+
+
+def bootstrap_names(client) -> set[str]:
+    """Physical ids of the CDK bootstrap stack's resources: what `cdk destroy` leaves, by design."""
+    from botocore.exceptions import ClientError
+
+    try:
+        resources = client("cloudformation").describe_stack_resources(StackName="CDKToolkit")
+    except ClientError:  # not bootstrapped
+        return set()
+    return {r["PhysicalResourceId"] for r in resources["StackResources"]}
+
+
+def report(found: dict[str, list[str]], bootstrap: set[str]) -> list[str]:
+    """The status lines: the CDK bootstrap's resources, then everything else, then a verdict."""
+
+    def kept(name: str) -> bool:
+        return name in bootstrap or name.startswith("CDKToolkit (")
+
+    lines = ["CDK bootstrap (CDKToolkit; `cdk destroy` keeps it, as in AWS):"]
+    lines += [
+        f"  {service}: {', '.join(n for n in names if kept(n))}"
+        for service, names in found.items()
+        if any(kept(n) for n in names)
+    ]
+    if len(lines) == 1:
+        lines.append("  (not bootstrapped)")
+    rest = {service: [n for n in names if not kept(n)] for service, names in found.items()}
+    lines.append("Everything else:")
+    lines += [
+        f"  {service}: {len(names)}" + (f"  {', '.join(names)}" if names else "")
+        for service, names in rest.items()
+    ]
+    left = sum(len(names) for names in rest.values())
+    if not any(found.values()):
+        lines.append("The account is empty.")
+    elif not left:
+        lines.append("Nothing is left but the CDK bootstrap.")
+    else:
+        lines.append(f"Left besides the CDK bootstrap: {left} resource(s), listed above.")
+    return lines
+
+
+def unset_line() -> str:
+    return "unset " + " ".join(environment(0))
 
 
 def _admin(target: str, method: str | None, pairs: list[str]) -> int:
@@ -226,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("start", help="start the local account in the background")
     commands.add_parser("stop", help="stop it")
     commands.add_parser("status", help="list every resource in it")
+    env_parser = commands.add_parser("env", help="print the export (or --unset) line again")
+    env_parser.add_argument("--unset", action="store_true", help="the line that clears them")
     serve_parser = commands.add_parser("serve", help="run it in the foreground")
     serve_parser.add_argument("--port", type=int, default=0)
     for name, text in (("faults", "inject a fault"), ("clock", "read or move virtual time")):
@@ -247,7 +311,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"export {key}={value}")
         return 0
     if args.command == "stop":
-        print("localaws stopped" if stop() else "localaws was not running")
+        print("# localaws stopped" if stop() else "# localaws was not running")
+        print("# clear the variables `start` exported (eval this output, or run this line):")
+        print(unset_line())
+        return 0
+    if args.command == "env" and args.unset:
+        print(unset_line())
         return 0
     if not STATE.exists():
         print("localaws is not running; start it with: python -m localaws start", file=sys.stderr)
@@ -255,13 +324,18 @@ def main(argv: list[str] | None = None) -> int:
     import boto3
 
     env = environment(json.loads(STATE.read_text())["port"])
+    if args.command == "env":
+        for key, value in env.items():
+            print(f"export {key}={value}")
+        return 0
     session = boto3.session.Session(
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         region_name=REGION,
     )
-    found = inventory(lambda service: session.client(service, endpoint_url=env["AWS_ENDPOINT_URL"]))
-    for service, names in found.items():
-        print(f"{service}: {len(names)}" + (f"  {', '.join(names)}" if names else ""))
-    print("the account is empty" if not any(found.values()) else "")
+
+    def client(service: str):
+        return session.client(service, endpoint_url=env["AWS_ENDPOINT_URL"])
+
+    print("\n".join(report(inventory(client), bootstrap_names(client))))
     return 0

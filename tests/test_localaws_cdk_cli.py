@@ -11,7 +11,7 @@ import pytest
 
 from app import build_app
 from infra.config import parse_config
-from localaws.server import environment, free_port, inventory
+from localaws.server import bootstrap_names, environment, free_port, inventory, report
 from tests.conftest import DEMO_CONFIG, REPO
 from tests.test_stack import STACK_OUTPUTS
 
@@ -118,3 +118,112 @@ def test_bootstrap_deploy_update_destroy_redeploy(server, tmp_path):
     assert _outputs(client)["DataBucketName"] != outputs["DataBucketName"]
     cdk(env, "destroy", "--app", plain, "--force")
     assert inventory(client)["cloudformation stacks"] == ["CDKToolkit (CREATE_COMPLETE)"]
+
+
+STARTER = """
+import json, os
+import boto3
+
+def handler(event, context):
+    # Start the work and return: the state machine's last step answers CloudFormation.
+    boto3.client("stepfunctions").start_execution(
+        stateMachineArn=os.environ["MACHINE"], input=json.dumps(event)
+    )
+"""
+
+ANSWERER = """
+import json, urllib.request
+
+def handler(event, context):
+    if not event["ResponseURL"].startswith("https://"):
+        raise ValueError("refusing a non-https ResponseURL")
+    body = {
+        "Status": "SUCCESS",
+        "PhysicalResourceId": event.get("PhysicalResourceId") or "made-by-machine",
+        "StackId": event["StackId"],
+        "RequestId": event["RequestId"],
+        "LogicalResourceId": event["LogicalResourceId"],
+        "Data": {"By": "state machine " + event["RequestType"]},
+    }
+    put = urllib.request.Request(event["ResponseURL"], data=json.dumps(body).encode(), method="PUT")
+    with urllib.request.urlopen(put, timeout=30):  # verifies the certificate
+        pass
+"""
+
+
+def _answered_by_a_state_machine(tmp_path) -> str:
+    """A CDK app: a custom resource (CDK's default type) whose handler starts a state machine
+    and returns; the machine's last step, a Lambda, answers on the ResponseURL."""
+    from aws_cdk import App, CfnOutput, CustomResource, Duration, Environment, Stack
+    from aws_cdk import aws_lambda as lambda_
+    from aws_cdk import aws_stepfunctions as sfn
+    from aws_cdk import aws_stepfunctions_tasks as tasks
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "starter.py").write_text(STARTER)
+    (code / "answerer.py").write_text(ANSWERER)
+    app = App(outdir=str(tmp_path / "cdk.out"))
+    stack = Stack(app, "cr-check", env=Environment(account="123456789012", region="us-east-1"))
+
+    def function(name: str, **kwargs) -> lambda_.Function:
+        return lambda_.Function(
+            stack,
+            name,
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            handler=f"{name.lower()}.handler",
+            code=lambda_.Code.from_asset(str(code)),
+            **kwargs,
+        )
+
+    answerer = function("Answerer")
+    answer = tasks.LambdaInvoke(
+        stack, "Answer", lambda_function=answerer, payload=sfn.TaskInput.from_json_path_at("$")
+    )
+    machine = sfn.StateMachine(
+        stack,
+        "Machine",
+        definition_body=sfn.DefinitionBody.from_chainable(sfn.Pass(stack, "Work").next(answer)),
+    )
+    starter = function("Starter", environment={"MACHINE": machine.state_machine_arn})
+    machine.grant_start_execution(starter)
+    resource = CustomResource(
+        stack, "Answered", service_token=starter.function_arn, service_timeout=Duration.minutes(10)
+    )
+    CfnOutput(stack, "By", value=resource.get_att_string("By"))
+    app.synth()
+    return str(tmp_path / "cdk.out")
+
+
+@pytest.mark.slow
+def test_custom_resource_answered_from_the_end_of_a_state_machine(server, tmp_path):
+    """https://docs.aws.amazon.com/lambda/latest/dg/services-cloudformation.html (asynchronous
+    invocation, callback URL); .../AWSCloudFormation/latest/UserGuide/crpg-ref.html (the answer
+    before the ServiceTimeout, from wherever it is sent)."""
+    env, client = server
+    assembly = _answered_by_a_state_machine(tmp_path)
+    cdk(env, "bootstrap", "aws://123456789012/us-east-1")
+    cdk(env, "deploy", "--app", assembly, "--require-approval", "never")
+    (stack,) = client("cloudformation").describe_stacks(StackName="cr-check")["Stacks"]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    assert stack["Outputs"][0]["OutputValue"] == "state machine Create"
+    stack_id = stack["StackId"]
+
+    cdk(env, "destroy", "--app", assembly, "--force")
+    (gone,) = client("cloudformation").describe_stacks(StackName=stack_id)["Stacks"]
+    assert gone["StackStatus"] == "DELETE_COMPLETE"
+    statuses = [
+        (e["LogicalResourceId"], e["ResourceStatus"])
+        for e in client("cloudformation").describe_stack_events(StackName=stack_id)["StackEvents"]
+    ]
+    assert ("Answered", "DELETE_COMPLETE") in statuses
+    sfn = client("stepfunctions")
+    assert sfn.list_state_machines()["stateMachines"] == []
+
+    lines = report(inventory(client), bootstrap_names(client))
+    assert "  cloudformation stacks: CDKToolkit (CREATE_COMPLETE)" in lines
+    left = [line for line in lines if line.startswith("  ") and not line.endswith(": 0")]
+    bootstrap_part = lines.index("Everything else:")
+    # What `cdk destroy` leaves of this stack, as in AWS: the log groups its functions wrote.
+    assert all("/aws/lambda/cr-check-" in line for line in left[bootstrap_part - 1 :])
+    assert lines[-1].startswith("Left besides the CDK bootstrap: 2 resource(s)")

@@ -202,6 +202,70 @@ def an_answer_longer_than_4096_bytes_fails(account) -> None:
     )
 
 
+STARTER = """
+import json, os
+import boto3
+
+def handler(event, context):
+    boto3.client("stepfunctions").start_execution(
+        stateMachineArn=os.environ["MACHINE"], input=json.dumps(event)
+    )
+    return {"started": True}
+"""
+
+ANSWERER = """
+import json, urllib.request
+
+def handler(event, context):
+    body = {
+        "Status": "SUCCESS",
+        "PhysicalResourceId": event.get("PhysicalResourceId") or "made-by-machine",
+        "StackId": event["StackId"],
+        "RequestId": event["RequestId"],
+        "LogicalResourceId": event["LogicalResourceId"],
+        "Data": {"By": "state machine"},
+    }
+    put = urllib.request.Request(event["ResponseURL"], data=json.dumps(body).encode(), method="PUT")
+    with urllib.request.urlopen(put, timeout=10) as response:
+        return response.status
+"""
+
+
+def a_state_machine_answers_after_the_handler_returned(account) -> None:
+    answerer = cfn.function(account, "answerer", ANSWERER)
+    machine = account.client("stepfunctions").create_state_machine(
+        name="answers",
+        roleArn="arn:aws:iam::123456789012:role/states",
+        definition=json.dumps(
+            {
+                "StartAt": "Work",
+                "States": {
+                    "Work": {"Type": "Pass", "Next": "Answer"},
+                    "Answer": {
+                        "Type": "Task",
+                        "Resource": "arn:aws:states:::lambda:invoke",
+                        "Parameters": {"FunctionName": answerer, "Payload.$": "$"},
+                        "End": True,
+                    },
+                },
+            }
+        ),
+    )["stateMachineArn"]
+    starter = cfn.function(account, "starter", STARTER, {"MACHINE": machine})
+    client = account.client("cloudformation")
+    body = cfn.template(
+        {"Slow": cfn.custom(starter)}, {"By": {"Value": {"Fn::GetAtt": ["Slow", "By"]}}}
+    )
+    stack_id = client.create_stack(StackName="machine", TemplateBody=body)["StackId"]
+    stack = cfn.settled(client, stack_id)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", cfn.resource_events(client, stack_id)
+    assert stack["Outputs"][0]["OutputValue"] == "state machine"
+    client.delete_stack(StackName=stack_id)
+    assert cfn.settled(client, stack_id)["StackStatus"] == "DELETE_COMPLETE"
+    executions = account.client("stepfunctions").list_executions(stateMachineArn=machine)
+    assert sorted(e["status"] for e in executions["executions"]) == ["SUCCEEDED", "SUCCEEDED"]
+
+
 CUSTOM_RESOURCES = [
     Behaviour(
         "cfn-custom-resource-both-types",
@@ -214,6 +278,12 @@ CUSTOM_RESOURCES = [
         f"{LAMBDA} (invoked asynchronously with a callback URL); {GUIDE}/crpg-ref.html (the "
         "response before the timeout period expires)",
         an_answer_after_the_handler_returns_completes_create,
+    ),
+    Behaviour(
+        "cfn-custom-resource-answered-by-a-state-machine",
+        f"{LAMBDA} (asynchronous invocation); {GUIDE}/crpg-ref.html (the provider returns a "
+        "response to the presigned URL before the timeout, from wherever it runs)",
+        a_state_machine_answers_after_the_handler_returned,
     ),
     Behaviour(
         "cfn-delete-in-progress-while-a-custom-resource-answers",
