@@ -343,11 +343,12 @@ def _delete_change_set(self, change_set_name: str, stack_name: str | None = None
 def _execute_change_set(self, change_set_name: str, stack_name: str | None = None) -> None:
     change_set = _find_change_set(self, change_set_name, stack_name)
     stack = self.stacks[change_set.stack_id]
-    change_set.execution_status = "EXECUTE_COMPLETE"
     if change_set.change_set_type == "UPDATE":
         stack_operations.refuse_if_busy(stack)
+        change_set.execution_status = "EXECUTE_COMPLETE"
         _start_update(self, stack, change_set.template, change_set.parameters)
         return
+    change_set.execution_status = "EXECUTE_COMPLETE"
     # A CREATE change set's stack was made empty (REVIEW_IN_PROGRESS): give it its template.
     stack.template = change_set.template
     stack._parse_template()

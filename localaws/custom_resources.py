@@ -13,7 +13,9 @@ Here, as in AWS (pages cited in localaws/README.md):
   3600) on the virtual clock, holding no lock, so an answer sent by anything, at any later time,
   completes the operation; no answer in time fails it with CloudFormation's message;
 - an answer is checked as CloudFormation does: at most 4096 bytes, a non-empty
-  PhysicalResourceId; `FAILED` fails the resource with "Received response status [FAILED] ...".
+  PhysicalResourceId; `FAILED` fails the resource with "Received response status [FAILED] ...";
+- property values reach the handler as strings (numbers and booleans too), as CloudFormation
+  sends them.
 """
 
 from __future__ import annotations
@@ -181,6 +183,19 @@ def service_timeout(properties: dict) -> float:
     return float(seconds)
 
 
+def as_sent(value: Any) -> Any:
+    """Property values as CloudFormation passes them to a handler: every scalar as a string."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: as_sent(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [as_sent(inner) for inner in value]
+    return value
+
+
 @dataclass(frozen=True)
 class Target:
     """Which resource a request is about."""
@@ -220,12 +235,12 @@ def request(
         "RequestId": request_id,
         "LogicalResourceId": target.logical_id,
         "ResourceType": target.resource_type,
-        "ResourceProperties": properties,
+        "ResourceProperties": as_sent(properties),
     }
     if physical_id is not None:
         event["PhysicalResourceId"] = physical_id
     if old_properties is not None:
-        event["OldResourceProperties"] = old_properties
+        event["OldResourceProperties"] = as_sent(old_properties)
     pending = _ENDPOINT.expect(request_id)
     try:
         _invoke_asynchronously(target, token, event)

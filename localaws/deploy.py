@@ -1,8 +1,9 @@
 """Deploy a synthesized CDK app into the local account without the CDK CLI (fast, for tests).
 
 What the CLI does, reduced to its effect: the bootstrap bucket and version parameter exist,
-every file asset of `*.assets.json` is uploaded to its destination, and the template is created
-(or updated) as a stack. `cdk deploy` itself works against `localaws start` (see server.py).
+every file asset of `*.assets.json` is uploaded to its destination, the template is created (or
+updated) as a stack, and the stack is polled until its operation ends (stack operations run in the
+background, as in CloudFormation). `cdk deploy` itself works against `localaws start` (server.py).
 """
 
 from __future__ import annotations

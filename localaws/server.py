@@ -23,7 +23,14 @@ import time
 from pathlib import Path
 
 CHECKOUT = Path(__file__).resolve().parents[1]
-STATE = Path(os.environ.get("LOCALAWS_STATE", CHECKOUT / ".localaws" / "server.json"))
+
+
+def state_file() -> Path:
+    """Where `start` records the running server: per checkout unless $LOCALAWS_STATE says."""
+    return Path(os.environ.get("LOCALAWS_STATE", CHECKOUT / ".localaws" / "server.json"))
+
+
+STATE = state_file()
 REGION = "us-east-1"
 
 

@@ -168,13 +168,15 @@ def is_resource(value: Any) -> bool:
 # --- running in the background ---------------------------------------------------------------
 
 
-class ResourceFailedError(Exception):
-    """A resource operation failed; the stack operation fails with CloudFormation's summary."""
-
-    def __init__(self, summary: str, cause: BaseException | None = None) -> None:
-        super().__init__(summary)
-        self.summary = summary
-        self.cause = cause
+_FAILED_AFTER = {
+    "CREATE_IN_PROGRESS": "CREATE_FAILED",
+    "ROLLBACK_IN_PROGRESS": "ROLLBACK_FAILED",
+    "UPDATE_IN_PROGRESS": "UPDATE_FAILED",
+    "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS": "UPDATE_COMPLETE",
+    "UPDATE_ROLLBACK_IN_PROGRESS": "UPDATE_ROLLBACK_FAILED",
+    "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS": "UPDATE_ROLLBACK_COMPLETE",
+    "DELETE_IN_PROGRESS": "DELETE_FAILED",
+}
 
 
 def in_background(stack: cfn_models.Stack, work: Callable[[], None]) -> threading.Thread:
@@ -186,9 +188,9 @@ def in_background(stack: cfn_models.Stack, work: Callable[[], None]) -> threadin
                 work()
             except Exception as err:  # a bug here must not leave the stack IN_PROGRESS forever
                 LOG.exception("stack operation on %s failed unexpectedly", stack.name)
-                if stack.status.endswith("_IN_PROGRESS"):
-                    failed = stack.status.removesuffix("_IN_PROGRESS") + "_FAILED"
-                    set_status(stack, failed, f"localaws internal error: {err}")
+                if stack.status in _FAILED_AFTER:
+                    why = f"localaws internal error: {err}"
+                    set_status(stack, _FAILED_AFTER[stack.status], why)
 
     thread = threading.Thread(target=body, name=f"localaws-cfn-{stack.name}", daemon=True)
     thread.start()
@@ -302,7 +304,7 @@ def failed_resource(err: BaseException) -> str | None:
 def publish(backend: cfn_models.CloudFormationBackend, stack: cfn_models.Stack) -> None:
     """Outputs and exports become visible when an operation completes, as in CloudFormation."""
     stack.output_map = stack._create_output_map()
-    stack.localaws_outputs = ORIGINAL_OUTPUTS.fget(stack)
+    outputs = ORIGINAL_OUTPUTS.fget(stack)
     exports = stack.exports
     for export in exports:
         owner = backend.exports.get(export.name)
@@ -316,6 +318,7 @@ def publish(backend: cfn_models.CloudFormationBackend, stack: cfn_models.Stack) 
         backend.exports.pop(name)
     for export in exports:
         backend.exports[export.name] = export
+    stack.localaws_outputs = outputs
 
 
 ORIGINAL_OUTPUTS = cfn_models.Stack.outputs
@@ -414,8 +417,8 @@ def _apply(stack: cfn_models.Stack, diff: dict[str, list[str]], progress: _Progr
         if logical_id in diff["Add"]:
             _ = resource_map[logical_id]  # created on first access, events by the create hook
             continue
-        if logical_id not in diff["Modify"]:
-            continue
+        if logical_id not in diff["Modify"] or not parsing.resource_class_from_type(body["Type"]):
+            continue  # unchanged, or a type moto does not model (it never existed here)
         before = resource_map._parsed_resources.get(logical_id)
         progress.touched.append((logical_id, before))
         resource_type, physical = body.get("Type", ""), _physical_id(before)
@@ -500,7 +503,7 @@ def _roll_back_update(
         for logical_id, old in reversed(progress.touched):
             body = before.json_map[logical_id]
             current = parsed.get(logical_id)
-            if current is not old:  # a replacement: keep the old one, delete the new one
+            if isinstance(old, CustomModel) and current is not old:  # keep old, delete new
                 new_halves.append(Doomed(logical_id, current, new_dict["Resources"][logical_id]))
                 parsed[logical_id] = old
                 continue

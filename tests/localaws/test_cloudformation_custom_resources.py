@@ -61,7 +61,7 @@ def both_types_run_create_and_delete(account) -> None:
     client = account.client("cloudformation")
     body = cfn.template(
         {
-            "Default": cfn.custom(recorder.arn, Echo="a"),
+            "Default": cfn.custom(recorder.arn, Echo="a", Count=3, Flag=True, List=[1, False]),
             "Named": cfn.custom(recorder.arn, "Custom::Named", Echo="b"),
         },
         {"Echo": {"Value": {"Fn::GetAtt": ["Default", "Echo"]}}},
@@ -71,6 +71,9 @@ def both_types_run_create_and_delete(account) -> None:
     assert stack["StackStatus"] == "CREATE_COMPLETE"
     assert stack["Outputs"][0]["OutputValue"] == "a"
     assert sorted(recorder.kinds()) == [("Create", "Default"), ("Create", "Named")]
+    sent = next(r for r in recorder.requests() if r["LogicalResourceId"] == "Default")
+    assert (sent["Properties"]["Count"], sent["Properties"]["Flag"]) == ("3", "true")
+    assert sent["Properties"]["List"] == ["1", "false"]
     assert ("Default", "CREATE_COMPLETE", "") in cfn.resource_events(client, stack_id)
     client.delete_stack(StackName="types")
     assert cfn.settled(client, stack_id)["StackStatus"] == "DELETE_COMPLETE"
@@ -270,7 +273,9 @@ CUSTOM_RESOURCES = [
     Behaviour(
         "cfn-custom-resource-both-types",
         f"{GUIDE}/template-custom-resources.html (AWS::CloudFormation::CustomResource or "
-        f"Custom::MyCustomResourceTypeName); {GUIDE}/crpg-ref-requesttypes-delete.html",
+        f"Custom::MyCustomResourceTypeName); {GUIDE}/crpg-ref-requesttypes-delete.html; "
+        "https://docs.aws.amazon.com/cdk/api/v2/docs/aws-cdk-lib.custom_resources-readme.html "
+        "(properties are always stringified by CloudFormation)",
         both_types_run_create_and_delete,
     ),
     Behaviour(
