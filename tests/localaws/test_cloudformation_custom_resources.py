@@ -234,6 +234,64 @@ def handler(event, context):
 """
 
 
+WAITER = """
+import json, os, time, urllib.request
+import boto3
+
+def handler(event, context):
+    sfn = boto3.client("stepfunctions")
+    run = sfn.start_execution(stateMachineArn=os.environ["MACHINE"], input=json.dumps(event))
+    for _ in range(600):  # wait for the machine (its Lambda step), then answer
+        status = sfn.describe_execution(executionArn=run["executionArn"])["status"]
+        if status != "RUNNING":
+            break
+        time.sleep(0.05)
+    body = {
+        "Status": "SUCCESS" if status == "SUCCEEDED" else "FAILED",
+        "Reason": "machine " + status,
+        "PhysicalResourceId": event.get("PhysicalResourceId") or "waited",
+        "StackId": event["StackId"],
+        "RequestId": event["RequestId"],
+        "LogicalResourceId": event["LogicalResourceId"],
+    }
+    put = urllib.request.Request(event["ResponseURL"], data=json.dumps(body).encode(), method="PUT")
+    urllib.request.urlopen(put, timeout=10).close()
+"""
+
+
+def _machine_calling(account, function_arn: str) -> str:
+    return account.client("stepfunctions").create_state_machine(
+        name=f"calls-{function_arn.rsplit(':', 1)[-1]}",
+        roleArn="arn:aws:iam::123456789012:role/states",
+        definition=json.dumps(
+            {
+                "StartAt": "Work",
+                "States": {
+                    "Work": {"Type": "Pass", "Next": "Call"},
+                    "Call": {
+                        "Type": "Task",
+                        "Resource": "arn:aws:states:::lambda:invoke",
+                        "Parameters": {"FunctionName": function_arn, "Payload.$": "$"},
+                        "End": True,
+                    },
+                },
+            }
+        ),
+    )["stateMachineArn"]
+
+
+def a_handler_waiting_for_a_machine_with_a_lambda_step_completes(account) -> None:
+    step = cfn.function(account, "step", "def handler(event, context):\n    return 'done'\n")
+    machine = _machine_calling(account, step)
+    waiter = cfn.function(account, "waiter", WAITER, {"MACHINE": machine})
+    client = account.client("cloudformation")
+    stack_id = client.create_stack(
+        StackName="waits", TemplateBody=cfn.template({"Waits": cfn.custom(waiter)})
+    )["StackId"]
+    stack = cfn.settled(client, stack_id, timeout=120)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", cfn.resource_events(client, stack_id)
+
+
 def a_state_machine_answers_after_the_handler_returned(account) -> None:
     answerer = cfn.function(account, "answerer", ANSWERER)
     machine = account.client("stepfunctions").create_state_machine(
@@ -289,6 +347,12 @@ CUSTOM_RESOURCES = [
         f"{LAMBDA} (asynchronous invocation); {GUIDE}/crpg-ref.html (the provider returns a "
         "response to the presigned URL before the timeout, from wherever it runs)",
         a_state_machine_answers_after_the_handler_returned,
+    ),
+    Behaviour(
+        "cfn-custom-resource-handler-waits-for-a-machine",
+        "https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html (functions run "
+        f"concurrently, each invocation in its own environment); {LAMBDA}",
+        a_handler_waiting_for_a_machine_with_a_lambda_step_completes,
     ),
     Behaviour(
         "cfn-delete-in-progress-while-a-custom-resource-answers",
