@@ -218,7 +218,8 @@ def request(
 
     Raises CustomResourceFailedError with CloudFormation's reason otherwise.
     """
-    if _ENDPOINT is None:
+    endpoint = _ENDPOINT  # this account's, even if it stops while we wait
+    if endpoint is None:
         raise RuntimeError("custom resources need a running local account")
     timeout = service_timeout(properties)
     token = properties.get("ServiceToken", "")
@@ -230,7 +231,7 @@ def request(
     event = {
         "RequestType": request_type,
         "ServiceToken": token,
-        "ResponseURL": _ENDPOINT.url(target.region, target.stack_id, target.logical_id, request_id),
+        "ResponseURL": endpoint.url(target.region, target.stack_id, target.logical_id, request_id),
         "StackId": target.stack_id,
         "RequestId": request_id,
         "LogicalResourceId": target.logical_id,
@@ -241,13 +242,18 @@ def request(
         event["PhysicalResourceId"] = physical_id
     if old_properties is not None:
         event["OldResourceProperties"] = as_sent(old_properties)
-    pending = _ENDPOINT.expect(request_id)
+    pending = endpoint.expect(request_id)
     try:
         _invoke_asynchronously(target, token, event)
         if not clock.wait_for(pending.answered, timeout):
             raise CustomResourceFailedError(NO_ANSWER.format(request_id=request_id))
     finally:
-        _ENDPOINT.forget(request_id)
+        endpoint.forget(request_id)
+    return _accepted(pending, request_id)
+
+
+def _accepted(pending: _Pending, request_id: str) -> dict:
+    """The answer if CloudFormation takes it as SUCCESS; CustomResourceFailedError otherwise."""
     answer = pending.answer or {}
     named = answer.get("PhysicalResourceId") or None
     if pending.problem:
