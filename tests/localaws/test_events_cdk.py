@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import aws_cdk as cdk
-import pytest
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_s3 as s3
@@ -37,12 +36,6 @@ def _synth(outdir: str) -> None:
     app.synth()
 
 
-@pytest.mark.xfail(
-    reason="CloudFormation passes custom resource properties as strings; localaws passes the "
-    "template's booleans, and CDK's notifications handler calls .lower() on `Managed` "
-    "(cloudformation-coverage-roadmap#1037): a CloudFormation fix, outside localaws/events.py",
-    strict=False,
-)
 def test_an_upload_to_a_cdk_event_bridge_bucket_starts_the_machine(tmp_path):
     _synth(str(tmp_path))
     with LocalAccount() as account:
