@@ -50,6 +50,10 @@ def environment(port: int) -> dict[str, str]:
         "AWS_REGION": REGION,
         "CDK_DEFAULT_ACCOUNT": "123456789012",
         "CDK_DEFAULT_REGION": REGION,
+        # Node 20 makes jsii and the CDK CLI print an end-of-life banner on every command; the
+        # Makefile silences it the same way.
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        "NODE_NO_WARNINGS": "1",
     }
 
 
