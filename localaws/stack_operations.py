@@ -162,7 +162,9 @@ def _physical_id(resource: Any) -> str | None:
 
 
 def is_resource(value: Any) -> bool:
-    return isinstance(value, CloudFormationModel)
+    """A created resource object (moto's models, and localaws's own that keep out of moto's
+    model registry by implementing its interface without subclassing it)."""
+    return isinstance(value, CloudFormationModel) or callable(getattr(value, "is_created", None))
 
 
 # --- running in the background ---------------------------------------------------------------

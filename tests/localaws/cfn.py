@@ -120,6 +120,21 @@ def settled(cloudformation, stack: str, timeout: float = 60) -> dict:
         time.sleep(0.05)
 
 
+def deleted(cloudformation, stack: str, timeout: float = 60) -> None:
+    """Poll (real time) until a deleted stack is gone (by name, AWS no longer knows it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            (found,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+        except cloudformation.exceptions.ClientError as err:
+            if "does not exist" in str(err):
+                return
+            raise
+        assert found["StackStatus"] != "DELETE_FAILED", found.get("StackStatusReason")
+        assert time.monotonic() < deadline, f"{stack} still {found['StackStatus']}"
+        time.sleep(0.05)
+
+
 def reaches(cloudformation, stack: str, status: str, timeout: float = 30) -> None:
     """Poll (real time) until describe_stacks shows this status."""
     deadline = time.monotonic() + timeout

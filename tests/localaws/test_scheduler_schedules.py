@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.localaws import functions, machines
+from tests.localaws.cfn import deleted, settled
 from tests.localaws.fidelity import Behaviour, refused, rows
 from tests.localaws.test_events_delivery import PASS_MACHINE, execution_input, executions
 
@@ -266,16 +267,16 @@ def _cloudformation_creates_schedules_that_fire(account) -> None:
     }
     cfn = account.client("cloudformation")
     cfn.create_stack(StackName="schedules", TemplateBody=json.dumps(template))
-    outputs = {
-        o["OutputKey"]: o["OutputValue"]
-        for o in cfn.describe_stacks(StackName="schedules")["Stacks"][0]["Outputs"]
-    }
+    created = settled(cfn, "schedules")  # CloudFormation works in the background, as in AWS
+    assert created["StackStatus"] == "CREATE_COMPLETE", created
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in created["Outputs"]}
     scheduler = account.client("scheduler")
     (listed,) = scheduler.list_schedules(GroupName=outputs["Group"])["Schedules"]
     assert listed["Arn"] == outputs["Arn"]
     account.clock.advance(2 * 3600 + 60)
     assert len(executions(account, machine)) == 1
     cfn.delete_stack(StackName="schedules")
+    deleted(cfn, "schedules")
     assert scheduler.list_schedules(GroupName=outputs["Group"])["Schedules"] == []
 
 
