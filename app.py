@@ -9,8 +9,8 @@ from pathlib import Path
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from infra.config import ConfigError, PipelineConfig, load_config
 from infra.stack import RecopsStack
+from recops.config import ConfigError, PipelineConfig, load_config
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "config" / "movielens-demo.json"
 # Feature flags live here rather than in cdk.json so that tests, which build the app without

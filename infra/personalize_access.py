@@ -13,8 +13,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from infra.grants import PrefixGrant, kms_statement, prefix_statements
 from infra.nag import acknowledge_wildcards
-from infra.storage import PrefixGrant, kms_statement, prefix_statements
 
 PERSONALIZE = "personalize.amazonaws.com"
 

@@ -11,8 +11,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from infra.grants import PrefixGrant, kms_statement, prefix_statements
 from infra.nag import acknowledge_wildcards
-from infra.storage import PrefixGrant, kms_statement, prefix_statements
 
 JOB_KINDS = ("ProcessingJobs", "TrainingJobs", "TransformJobs")
 # Built-in algorithm and framework images the workflows run.
@@ -20,6 +20,9 @@ IMAGE_REPOSITORIES = ("factorization-machines", "knn", "sagemaker-scikit-learn")
 
 
 class SageMakerRole(Construct):
+    """job_name_prefix: what every job name of the stack starts with, separator included
+    (`recops.names.owned_prefix`, e.g. `recops-demo--`), so no other stack's jobs match."""
+
     def __init__(
         self,
         scope: Construct,
@@ -52,7 +55,7 @@ class SageMakerRole(Construct):
             ),
             iam.PolicyStatement(
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[f"{group}:log-stream:{job_name_prefix}-*" for group in log_groups],
+                resources=[f"{group}:log-stream:{job_name_prefix}*" for group in log_groups],
             ),
         ]
         images = [
@@ -88,7 +91,7 @@ class SageMakerRole(Construct):
         acknowledge_wildcards(
             self.role,
             job_logs,
-            f"Log streams are named by SageMaker after the job ({job_name_prefix}-*).",
+            f"Log streams are named by SageMaker after the job ({job_name_prefix}*).",
         )
         acknowledge_wildcards(
             self.role,

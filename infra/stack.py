@@ -9,10 +9,12 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from infra import layout
-from infra.config import PipelineConfig
+from infra.grants import PrefixGrant
 from infra.personalize_access import PersonalizeAccess
 from infra.sagemaker_role import SageMakerRole
-from infra.storage import PrefixGrant, Storage
+from infra.storage import Storage
+from recops import names
+from recops.config import PipelineConfig
 
 
 class RecopsStack(Stack):
@@ -46,7 +48,7 @@ class RecopsStack(Stack):
         self.sagemaker = SageMakerRole(
             self,
             "SageMaker",
-            job_name_prefix=config.prefix,
+            job_name_prefix=names.owned_prefix(config.prefix),
             grants=[
                 PrefixGrant(data, layout.DATA.raw),
                 PrefixGrant(data, layout.DATA.prepared, write=True),

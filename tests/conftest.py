@@ -34,7 +34,7 @@ class Assembly:
 
 @pytest.fixture(scope="session")
 def demo_config():
-    from infra.config import load_config
+    from recops.config import load_config
 
     return load_config(DEMO_CONFIG)
 

@@ -10,8 +10,8 @@ import boto3
 import pytest
 
 from app import build_app
-from infra.config import parse_config
 from localaws.server import bootstrap_names, environment, free_port, inventory, report
+from recops.config import parse_config
 from tests.conftest import DEMO_CONFIG, REPO
 from tests.test_stack import STACK_OUTPUTS
 

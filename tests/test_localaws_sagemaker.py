@@ -12,6 +12,7 @@ from moto.sagemaker.models import FakeProcessingJob, FakeTrainingJob, FakeTransf
 from moto.sagemaker.responses import SageMakerResponse
 
 from localaws import LocalAccount, clock
+from tests.prep_options import prep_options_with
 from training import fm_to_knn, prep, recordio
 from training.datasets import movielens_path
 from training.evaluate import evaluate_sources, load_holdout, read_knn_transform_output
@@ -145,17 +146,17 @@ def test_a_training_job_with_bad_hyperparameters_fails_with_a_reason():
 @pytest.mark.network
 def test_fm_knn_pipeline_beats_popularity_on_movielens_100k(tmp_path):
     options = prep.PrepOptions.from_dict(
-        {
-            "format": "tsv",
-            "columns": {
+        prep_options_with(
+            format="tsv",
+            columns={
                 "USER_ID": "user_id:token",
                 "ITEM_ID": "item_id:token",
                 "TIMESTAMP": "timestamp:float",
             },
-            "min_user_interactions": 1,
-            "min_item_interactions": 1,
-            "days_since_first": False,
-        }
+            min_user_interactions=1,
+            min_item_interactions=1,
+            days_since_first=False,
+        )
     )
     prepared = tmp_path / "prepared"
     manifest = prep.run(movielens_path("ml-100k"), prepared, options)

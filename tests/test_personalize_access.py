@@ -5,8 +5,8 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Template
 
+from infra.grants import PrefixGrant
 from infra.personalize_access import PersonalizeAccess
-from infra.storage import PrefixGrant
 from tests.policy_checks import (
     assert_personalize_confused_deputy_guarded,
     resources_of,

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from bench.notebook_reference import load_dataset
+from tests.prep_options import prep_options_with
 from training import recordio
 from training.datasets import load_movielens, synthetic_interactions
 from training.features import implicit_target, one_hot, regression_target
@@ -20,8 +21,11 @@ COLUMNS = {
 }
 
 
+DEFAULTS = prep_options_with()
+
+
 def _run(tmp_path, input_path, **options):
-    (tmp_path / "prep.json").write_text(json.dumps(options))
+    (tmp_path / "prep.json").write_text(json.dumps(prep_options_with(**options)))
     out = tmp_path / "out"
     code = main(
         ["--input", str(input_path), "--output", str(out), "--options", str(tmp_path / "prep.json")]
@@ -145,6 +149,25 @@ def test_bad_options_exit_with_a_message(tmp_path, capsys):
     code, _ = _run(tmp_path, tmp_path / "i.csv", columns=COLUMNS)
     assert code == 2
     assert "not in the file" in capsys.readouterr().err
+
+
+def test_missing_or_unknown_options_fail_before_reading_data(tmp_path, capsys):
+    (tmp_path / "i.csv").write_text("user_id,item_id,timestamp\n1,2,3\n")
+    partial = {k: v for k, v in DEFAULTS.items() if k != "seed"}
+    (tmp_path / "prep.json").write_text(json.dumps({**partial, "negative_ratio": 3}))
+    out = tmp_path / "out"
+    args = ["--input", str(tmp_path / "i.csv"), "--output", str(out)]
+    assert main([*args, "--options", str(tmp_path / "prep.json")]) == 2
+    err = capsys.readouterr().err
+    assert "prep options: unknown ['negative_ratio'], missing ['seed']" in err
+    assert "recops.contracts.prep_options" in err
+    assert main([*args, "--options", str(tmp_path / "absent.json")]) == 2
+    assert "no options file at" in capsys.readouterr().err
+    metadata = {"path": "users.csv", "id_column": "user_id", "format": "csv", "categorical": []}
+    (tmp_path / "prep.json").write_text(json.dumps({**DEFAULTS, "users": metadata}))
+    assert main([*args, "--options", str(tmp_path / "prep.json")]) == 2
+    assert "users: unknown none, missing ['numerical']" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_one_hot_equals_the_notebook_lil_matrix():

@@ -5,8 +5,9 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Template
 
+from infra.grants import PrefixGrant
 from infra.sagemaker_role import SageMakerRole
-from infra.storage import PrefixGrant
+from recops import names
 from tests.policy_checks import assert_no_wide_managed_policies, resources_of, statements
 
 
@@ -17,7 +18,7 @@ def template():
     SageMakerRole(
         stack,
         "SageMaker",
-        job_name_prefix="demo",
+        job_name_prefix=names.owned_prefix("demo"),
         grants=[PrefixGrant(data, "raw/"), PrefixGrant(data, "prepared/", write=True)],
     )
     return Template.from_stack(stack).to_json()
@@ -55,9 +56,10 @@ def test_s3_only_on_its_prefixes(template):
 
 
 def test_logs_only_for_its_own_jobs(template):
+    """Only the stack's own job names: `demo--*`, which no job of stack `demo-eu` matches."""
     streams = next(s for s in _policy(template) if "logs:PutLogEvents" in s["Action"])
     for resource in streams["Resource"]:
-        assert str(resource).endswith(":log-stream:demo-*']]}"), resource
+        assert str(resource).endswith(":log-stream:demo--*']]}"), resource
 
 
 def test_star_resources_only_where_aws_allows_no_scoping(template):

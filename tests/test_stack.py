@@ -105,7 +105,7 @@ def test_environment_agnostic(demo_assembly):
 
 
 def test_a_customer_key_config_synthesizes_clean_with_exact_kms_rights(tmp_path):
-    from infra.config import parse_config
+    from recops.config import parse_config
 
     raw = json.loads((REPO / "config" / "movielens-demo.json").read_text())
     raw["kms_key_arn"] = (

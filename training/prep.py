@@ -2,7 +2,9 @@
 
 Runs unchanged inside the SageMaker scikit-learn processing container (defaults are the
 /opt/ml/processing paths) and on a laptop (`--input`, `--output`, `--options` override them).
-Options arrive as a plain JSON file written from the pipeline config; no pydantic here.
+Options arrive as a plain JSON file holding every option, written from the pipeline config by
+`recops.contracts.prep_options` (`python -m recops.contracts CONFIG prep > prep.json`); no
+pydantic here, and no defaults: a missing or unknown option fails the job before it reads data.
 
 Outputs under --output:
   fm/train/*.recordio, fm/test/*.recordio    Factorization Machines channels (RecordIO-protobuf)
@@ -18,7 +20,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -52,46 +54,40 @@ PROCESSING = Path("/opt/ml/processing")
 class MetadataOptions:
     path: str
     id_column: str
-    format: str = "csv"
-    categorical: list[str] = field(default_factory=list)
-    numerical: list[str] = field(default_factory=list)
+    format: str
+    categorical: list[str]
+    numerical: list[str]
 
 
 @dataclass
 class PrepOptions:
-    format: str = "csv"
-    columns: dict[str, str | None] = field(
-        default_factory=lambda: {
-            "USER_ID": "user_id",
-            "ITEM_ID": "item_id",
-            "TIMESTAMP": "timestamp",
-        }
-    )
-    timestamp_unit: str = "s"
-    min_user_interactions: int = 5
-    min_item_interactions: int = 10
-    filter_until_stable: bool = False
-    split: str = "temporal_holdout"
-    holdout_fraction: float = 0.1
-    target: str = "implicit"
-    rating_threshold: float = 4.0
-    negatives_per_positive: int = 4
-    days_since_first: bool = True
-    shard_records: int = 1_000_000
-    seed: int = 0
-    users: MetadataOptions | None = None
-    items: MetadataOptions | None = None
+    """Every option of the job. No defaults here: the options file is written from the config
+    by recops.contracts.prep_options, which holds each default once; a missing or unknown
+    option is an error, not a silent fallback."""
+
+    format: str
+    columns: dict[str, str | None]
+    timestamp_unit: str
+    min_user_interactions: int
+    min_item_interactions: int
+    filter_until_stable: bool
+    split: str
+    holdout_fraction: float
+    target: str
+    rating_threshold: float
+    negatives_per_positive: int
+    days_since_first: bool
+    shard_records: int
+    seed: int
+    users: MetadataOptions | None
+    items: MetadataOptions | None
 
     @classmethod
     def from_dict(cls, raw: dict) -> PrepOptions:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"unknown prep options {unknown}; known: {sorted(known)}")
-        values = dict(raw)
+        values = _exact_keys(cls, raw, "prep options")
         for key in ("users", "items"):
-            if values.get(key):
-                values[key] = MetadataOptions(**values[key])
+            if values[key] is not None:
+                values[key] = MetadataOptions(**_exact_keys(MetadataOptions, values[key], key))
         options = cls(**values)
         options.validate()
         return options
@@ -108,6 +104,22 @@ class PrepOptions:
                 raise ValueError(f"{name}={getattr(self, name)!r}; allowed: {', '.join(allowed)}")
         if self.target != "implicit" and not self.columns.get("EVENT_VALUE"):
             raise ValueError(f"target {self.target!r} needs a rating: map EVENT_VALUE in columns")
+
+
+def _exact_keys(kind: type, raw: object, what: str) -> dict:
+    """The raw options if they name every field of the dataclass and nothing else."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{what} must be a JSON object, not {type(raw).__name__}")
+    known = [f.name for f in fields(kind)]
+    unknown = sorted(set(raw) - set(known))
+    missing = [name for name in known if name not in raw]
+    if unknown or missing:
+        raise ValueError(
+            f"{what}: unknown {unknown or 'none'}, missing {missing or 'none'}; the options "
+            "file is written by recops.contracts.prep_options (python -m recops.contracts "
+            "CONFIG prep)"
+        )
+    return dict(raw)
 
 
 @dataclass
@@ -270,31 +282,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--options",
         type=Path,
         default=PROCESSING / "input" / "options" / "prep.json",
-        help="JSON file of prep options (defaults apply when the file does not exist)",
+        help="JSON file of every prep option (python -m recops.contracts CONFIG prep)",
     )
-    parser.add_argument("--format", choices=["csv", "tsv", "parquet"])
-    parser.add_argument("--split", choices=["temporal_holdout", "leave_last_out"])
-    parser.add_argument("--target", choices=["regression", "binary", "implicit"])
-    parser.add_argument("--holdout-fraction", type=float)
-    parser.add_argument("--min-user-interactions", type=int)
-    parser.add_argument("--min-item-interactions", type=int)
     return parser.parse_args(argv)
 
 
 def options_from_args(args: argparse.Namespace) -> PrepOptions:
-    raw = json.loads(args.options.read_text()) if args.options.exists() else {}
-    for name in (
-        "format",
-        "split",
-        "target",
-        "holdout_fraction",
-        "min_user_interactions",
-        "min_item_interactions",
-    ):
-        value = getattr(args, name)
-        if value is not None:
-            raw[name] = value
-    return PrepOptions.from_dict(raw)
+    """The options file, and only it: every option comes from the config through it."""
+    if not args.options.exists():
+        raise FileNotFoundError(f"no options file at {args.options}")
+    return PrepOptions.from_dict(json.loads(args.options.read_text()))
 
 
 def main(argv: list[str] | None = None) -> int:

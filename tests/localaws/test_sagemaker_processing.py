@@ -25,6 +25,7 @@ from tests.localaws.sagemaker_jobs import (
     settle,
     status,
 )
+from tests.prep_options import prep_options_with
 from training.datasets import synthetic_interactions
 
 DOCKERFILE = (
@@ -71,7 +72,9 @@ def code_is_importable_only_through_pythonpath(account) -> None:
         s3.put_object(Bucket="prep", Key=f"code/training/{path.name}", Body=path.read_bytes())
     csv = synthetic_interactions(60, 40, 2_000, seed=3).to_csv(index=False)
     s3.put_object(Bucket="prep", Key="data/interactions.csv", Body=csv.encode())
-    options = {"columns": {"USER_ID": "user_id", "ITEM_ID": "item_id", "TIMESTAMP": "timestamp"}}
+    options = prep_options_with(
+        columns={"USER_ID": "user_id", "ITEM_ID": "item_id", "TIMESTAMP": "timestamp"}
+    )
     s3.put_object(Bucket="prep", Key="options/prep.json", Body=json.dumps(options).encode())
     inputs = [
         s3_input("code", "s3://prep/code/", CODE),
