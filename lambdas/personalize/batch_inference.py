@@ -14,6 +14,7 @@ FAMILY = Family(
     arn_kind="batch-inference-job",
     parent="solutionVersionArn",
     defaults={"batchInferenceJobMode": "BATCH_INFERENCE"},
+    compare_absent=("filterArn",),
 )
 
 

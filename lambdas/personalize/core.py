@@ -33,6 +33,9 @@ ensure() does, for any family:
    existing value and the asked one. Compared after normalising: dicts are compared on the asked
    keys only (the service fills in defaults such as campaignConfig.itemExplorationConfig), a field
    the service omits reads as its documented default (Family.defaults), a recipe by its name.
+   A field the plan leaves out is not compared, except where leaving it out is itself a choice
+   (Family.compare_absent: a dataset group's domain and KMS key, a schema's domain, a solution's
+   eventType, a batch job's filterArn).
    Never compared: tags (no Describe returns them; `NOT_DESCRIBED` is checked by a test against
    botocore's model, so a new create-only field shows up there).
 
@@ -61,7 +64,8 @@ SERVICE = "recops-personalize"  # Powertools' service name: the logs' and traces
 LOG = Logger(service=SERVICE, child=True)
 # Throttling (ThrottlingException, TooManyRequestsException) and transient 5xx are retried here,
 # with jittered exponential backoff; everything else reaches the state machine at once.
-RETRIES = {"mode": "standard", "max_attempts": 8}
+# total_max_attempts counts the first call: 7 retries, backing off up to 20 s each.
+RETRIES = {"mode": "standard", "total_max_attempts": 8}
 MODEL = botocore.session.get_session().get_service_model("personalize")
 NOT_DESCRIBED = frozenset({"tags"})  # create fields no Describe returns; never compared
 
@@ -75,9 +79,10 @@ class ConfigurationMismatchError(Exception):
     the leftover, or give the new configuration a new name."""
 
 
-def personalize_client(**kwargs: Any) -> Any:
+def personalize_client(config: Config | None = None, **kwargs: Any) -> Any:
     """The Personalize client every step uses: standard retries absorb throttling."""
-    return boto3.client("personalize", config=Config(retries=RETRIES), **kwargs)
+    ours = Config(retries=dict(RETRIES))  # a copy: botocore rewrites the dict it is given
+    return boto3.client("personalize", config=ours.merge(config) if config else ours, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,9 @@ class Family:
     parent: str | None = None  # the request field naming the parent (its ARN gives the region)
     defaults: Mapping[str, Any] = field(default_factory=dict)  # what an omitted field means
     normalisers: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
+    # fields compared even when the plan leaves them out, since leaving them out is a choice
+    # (a custom dataset group has no domain; a batch job without filterArn filters nothing)
+    compare_absent: tuple[str, ...] = ()
     updatable: tuple[str, ...] = ()  # fields Update<noun> changes in place
     update_status: str | None = None  # the described member holding an update's status
     extras: tuple[str, ...] = ()  # described fields returned with the outcome
@@ -268,12 +276,15 @@ def arn_prefix_of(arn: str | None) -> str | None:
 def differences(family: Family, request: dict, described: dict) -> list[Difference]:
     """Each asked field whose described value is another (see the module docstring)."""
     found = []
-    for name, asked in request.items():
+    for name, asked in {**dict.fromkeys(family.compare_absent), **request}.items():
         if name == family.name_field or name in NOT_DESCRIBED:
             continue
         existing = described.get(name, family.defaults.get(name))
         normal = family.normalisers.get(name, _as_is)
-        if existing is None or not same(normal(asked), normal(existing)):
+        if asked is None:
+            if existing not in (None, "", {}, []):
+                found.append(Difference(name, existing, asked))
+        elif existing is None or not same(normal(asked), normal(existing)):
             found.append(Difference(name, existing, asked))
     return found
 
@@ -337,5 +348,7 @@ def _as_is(value: Any) -> Any:
 
 
 def _show(value: Any) -> str:
+    if value is None:
+        return "(none)"
     text = json.dumps(value, sort_keys=True, default=str)
     return text if len(text) <= 300 else text[:297] + "..."

@@ -10,7 +10,7 @@ from typing import Any
 from .core import Family, InvalidStepInputError
 from .core import ensure as _ensure
 
-FAMILY = Family("DatasetGroup", arn_kind="dataset-group")
+FAMILY = Family("DatasetGroup", arn_kind="dataset-group", compare_absent=("domain", "kmsKeyArn"))
 DOMAINS = ("ECOMMERCE", "VIDEO_ON_DEMAND")
 
 

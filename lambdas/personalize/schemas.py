@@ -17,7 +17,9 @@ from typing import Any
 from .core import Family, InvalidStepInputError, json_text
 from .core import ensure as _ensure
 
-FAMILY = Family("Schema", arn_kind="schema", normalisers={"schema": json_text})
+FAMILY = Family(
+    "Schema", arn_kind="schema", normalisers={"schema": json_text}, compare_absent=("domain",)
+)
 # https://docs.aws.amazon.com/personalize/latest/dg/how-it-works-dataset-schema.html
 FIELD_TYPES = frozenset({"string", "int", "long", "float", "double", "boolean", "null"})
 AVRO_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -25,6 +25,7 @@ FAMILY = Family(
         "performIncrementalUpdate": False,
     },
     normalisers={"recipeArn": recipe_name},
+    compare_absent=("eventType",),
 )
 
 
