@@ -22,7 +22,7 @@ from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
 REQUIREMENTS = "requirements.txt"
-NEVER_BUNDLED = shutil.ignore_patterns("__pycache__", "*.pyc", REQUIREMENTS)
+NEVER_BUNDLED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.md", REQUIREMENTS)
 
 
 def python_code(source: Path, runtime: lambda_.Runtime) -> lambda_.Code:

@@ -48,6 +48,7 @@ retry can fix. Throttling is retried by botocore's standard retry mode (`RETRIES
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -64,8 +65,10 @@ SERVICE = "recops-personalize"  # Powertools' service name: the logs' and traces
 LOG = Logger(service=SERVICE, child=True)
 # Throttling (ThrottlingException, TooManyRequestsException) and transient 5xx are retried here,
 # with jittered exponential backoff; everything else reaches the state machine at once.
-# total_max_attempts counts the first call: 7 retries, backing off up to 20 s each.
-RETRIES = {"mode": "standard", "total_max_attempts": 8}
+# total_max_attempts counts the first call: 5 retries, jittered backoff of at most 1, 2, 4, 8, 16 s
+# (worst case ~31 s: give the function a timeout of a minute or more). AWS_MAX_ATTEMPTS, botocore's
+# own variable, overrides the count (tests use it to give up sooner).
+RETRIES = {"mode": "standard", "total_max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "6"))}
 MODEL = botocore.session.get_session().get_service_model("personalize")
 NOT_DESCRIBED = frozenset({"tags"})  # create fields no Describe returns; never compared
 

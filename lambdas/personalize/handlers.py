@@ -73,7 +73,7 @@ def handler(event: dict, context: Any) -> dict:
         result = step(_clients[0], event, arn_prefix(context.invoked_function_arn))
     except ClientError as err:
         raise named_after_code(err) from err
-    logger.info("step done", extra={"step": event["step"], **result})
+    logger.info("step done", extra={"step": event["step"], "outcome": result})
     return result
 
 
