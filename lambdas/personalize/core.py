@@ -197,6 +197,10 @@ def request_for(family: Family, event: Mapping[str, Any]) -> dict:
             f"{family.key} {name}: Create{family.noun} has no field {unknown}; "
             f"it takes {sorted(family.create_fields)}"
         )
+    shape = MODEL.operation_model(f"Create{family.noun}").input_shape
+    missing = sorted(set(shape.required_members) - request.keys())
+    if missing:  # before any call: a missing parent ARN would otherwise list the whole account
+        raise InvalidStepInputError(f"{family.key} {name}: Create{family.noun} needs {missing}")
     return request
 
 

@@ -112,6 +112,14 @@ def test_an_existing_dataset_of_the_type_under_another_name_is_the_service_error
         step_with(client, "dataset", "second", params, datasetGroupArn=group, schemaArn=schema)
 
 
+def test_an_arn_built_wrong_still_finds_the_resource_by_listing(account):
+    run("datasetGroup", "g")
+    elsewhere = "arn:aws:personalize:us-east-1:999999999999"  # Describe misses, Create collides
+    result = handlers.STEPS["datasetGroup"](core.personalize_client(), {"name": "g"}, elsewhere)
+    assert result["created"] is False
+    assert result["arn"] == f"{PREFIX}:dataset-group/g"
+
+
 # --- a different configuration ------------------------------------------------------------------
 
 
@@ -356,6 +364,12 @@ def test_the_client_retries_in_standard_mode():
             {"name": "g", "params": {"colour": "red"}},
             core.InvalidStepInputError,
             "no field ['colour']",
+        ),
+        (
+            "dataset",
+            {"name": "d", "params": {"datasetType": "USERS"}},
+            core.InvalidStepInputError,
+            "CreateDataset needs ['datasetGroupArn', 'schemaArn']",
         ),
         (
             "dataset",
