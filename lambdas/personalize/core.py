@@ -14,6 +14,16 @@ Input of every step: one resolved plan entry (recops/contracts.py makes them) pl
       "datasetGroupArn": "arn:aws:personalize:...",   # parent ARNs from earlier steps, top level:
     }                                                 # every top-level "...Arn" joins the request
 
+or, as the state machine passes them, one entry of recops.contracts.personalize_plan as it is,
+with the values its `fill` references resolved (`step_input` turns it into the shape above):
+
+    {
+      "entry": {"key": "popularity", "name": "recops-demo--popularity",
+                "create": {"name": ..., "recipeArn": ..., "tags": [{"tagKey": .., "tagValue": ..}]},
+                "fill": {"datasetGroupArn": "arn:datasetGroup:main"}},
+      "refs": {"arn:datasetGroup:main": "arn:aws:personalize:...", "run:name": "...", ...}
+    }
+
 Output, for the state machine to poll: {"arn": ..., "status": ..., "created": bool}, plus
 "failureReason" when the service gives one, "updated": true when an updatable field was changed
 in place (campaigns, recommenders), and a family's extras (an event tracker's "trackingId").
@@ -47,6 +57,7 @@ retry can fix. Throttling is retried by botocore's standard retry mode (`RETRIES
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -174,6 +185,29 @@ def _reconcile(client: Any, family: Family, request: dict, existing: dict) -> di
     call(client, f"Update{family.noun}", {family.arn_field: arn, **update})
     LOG.info("updated %s %s: %s", family.key, arn, "; ".join(map(str, found)))
     return outcome(family, describe(client, family, arn), created=False, updated=True)
+
+
+def step_input(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A plan entry with its references resolved, as {"name", "params", "tags"}; any other input
+    as it is. Every `fill` reference must be in `refs`: a missing one is a workflow bug."""
+    if "entry" not in event:
+        return event
+    entry, refs = event["entry"], event.get("refs") or {}
+    request = copy.deepcopy(entry.get("create") or {})
+    for path, reference in (entry.get("fill") or {}).items():
+        if reference not in refs:
+            raise InvalidStepInputError(
+                f"plan entry {entry.get('key')}: {path} needs {reference!r}, not in refs "
+                f"{sorted(refs)}"
+            )
+        *parents, leaf = path.split(".")
+        target = request
+        for member in parents:
+            target = target.setdefault(member, {})
+        target[leaf] = refs[reference]
+    tags = {t["tagKey"]: t["tagValue"] for t in request.pop("tags", None) or []}
+    name = request.pop("jobName", None) or request.pop("name", None)
+    return {"name": name, "params": request, "tags": tags}
 
 
 def request_for(family: Family, event: Mapping[str, Any]) -> dict:

@@ -25,7 +25,7 @@ from . import (
     solution_versions,
     solutions,
 )
-from .core import SERVICE, InvalidStepInputError, personalize_client
+from .core import SERVICE, InvalidStepInputError, personalize_client, step_input
 
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
@@ -62,19 +62,24 @@ _clients: list[Any] = []  # created on first use, reused while the environment i
 @logger.inject_lambda_context(log_event=True)
 @tracer.capture_lambda_handler
 def handler(event: dict, context: Any) -> dict:
-    step = STEPS.get(event.get("step", ""))
-    if step is None:
-        raise InvalidStepInputError(f"unknown step {event.get('step')!r}; one of {sorted(STEPS)}")
-    tracer.put_annotation("step", event["step"])
-    tracer.put_annotation("resource", str(event.get("name", "")))
+    tracer.put_annotation("step", str(event.get("step")))
     if not _clients:
         _clients.append(personalize_client())
     try:
-        result = step(_clients[0], event, arn_prefix(context.invoked_function_arn))
+        result = run_step(_clients[0], event, arn_prefix(context.invoked_function_arn))
     except ClientError as err:
         raise named_after_code(err) from err
     logger.info("step done", extra={"step": event["step"], "outcome": result})
     return result
+
+
+def run_step(client: Any, event: dict, arn_prefix: str | None = None) -> dict:
+    """The handler's work without Lambda: the event's step, on its input (a plan entry with its
+    references resolved, or {"name", "params", "tags", parent ARNs})."""
+    step = STEPS.get(event.get("step", ""))
+    if step is None:
+        raise InvalidStepInputError(f"unknown step {event.get('step')!r}; one of {sorted(STEPS)}")
+    return step(client, step_input(event), arn_prefix)
 
 
 def arn_prefix(function_arn: str) -> str:
