@@ -172,14 +172,24 @@ def ensure(
     return _reconcile(client, family, request, existing)
 
 
+UPDATING = ("CREATE PENDING", "CREATE IN_PROGRESS")
+
+
 def _reconcile(client: Any, family: Family, request: dict, existing: dict) -> dict:
-    """The existing resource if it is the one asked; updated in place where the service can."""
+    """The existing resource if it is the one asked; updated in place where the service can.
+
+    An update still in progress counts as done for the comparison (the resource serves its old
+    configuration until then): a re-run finds it and polls it instead of updating again."""
+    pending = (existing.get(family.update_status) or {}) if family.update_status else {}
+    updating = pending.get("status") in UPDATING
+    if updating:
+        existing = {**existing, **{f: pending[f] for f in family.updatable if f in pending}}
     found = differences(family, request, existing)
     fixed = [d for d in found if d.field not in family.updatable]
     if fixed:
         raise ConfigurationMismatchError(mismatch_message(family, existing, fixed))
     if not found:
-        return outcome(family, existing, created=False)
+        return outcome(family, existing, created=False, updated=updating)
     arn = existing[family.arn_field]
     update = {f: request[f] for f in family.updatable if f in request}
     call(client, f"Update{family.noun}", {family.arn_field: arn, **update})

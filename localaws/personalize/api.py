@@ -123,13 +123,16 @@ def _dispatch(backend: PersonalizeBackend, operation: str, params: dict) -> dict
     if verb == "List" and noun in _PLURAL:
         family = FAMILIES[_PLURAL[noun]]
         filter_arn = next((v for k, v in params.items() if k.endswith("Arn")), None)
-        key = noun[0].lower() + noun[1:]
+        output = CONTROL.operation_model(operation).output_shape
+        (key,) = [k for k, v in output.members.items() if v.type_name == "list"]  # `Filters`!
         return {key: [r.fields for r in backend.list(family.name, filter_arn)]}
     raise PersonalizeError("LocalAwsNotImplemented", f"localaws does not implement {operation}")
 
 
 def _derived(backend: PersonalizeBackend, resource) -> dict:
     """Describe fields computed from other resources (a solution's latest version)."""
+    if resource.update is not None:
+        return {f"latest{resource.family.name.capitalize()}Update": resource.update_summary()}
     if resource.family.name != "solution":
         return {}
     versions = [
@@ -168,14 +171,17 @@ def _recommender_state(passing: str, final: str, allowed: tuple[str, ...]):
 
 
 def _update(family: str, fields: tuple[str, ...]):
+    """UpdateCampaign / UpdateRecommender: the change has a lifecycle of its own (latest*Update);
+    the resource stays ACTIVE and serves its old configuration until the update is ACTIVE."""
+
     def update(backend: PersonalizeBackend, params: dict) -> dict:
         arn_field = FAMILIES[family].arn_field
         resource = backend.get(params[arn_field], family)
-        if resource.status != ACTIVE:
+        if resource.status not in (ACTIVE, "CREATE FAILED"):
             raise PersonalizeError(
                 "ResourceInUseException", f"{resource.arn} is {resource.status}."
             )
-        resource.fields.update({k: v for k, v in params.items() if k in fields})
+        backend.start_update(resource, {k: v for k, v in params.items() if k in fields})
         return {arn_field: resource.arn}
 
     return update

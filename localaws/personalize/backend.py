@@ -179,6 +179,19 @@ class Resource:
     data: pd.DataFrame | None = None  # a dataset's imported rows
     metrics: dict[str, float] = field(default_factory=dict)  # a solution version's
     tags: dict[str, str] = field(default_factory=dict)
+    update: dict[str, Any] | None = None  # an Update* in progress or done: fields and timeline
+
+    def update_summary(self) -> dict[str, Any]:
+        """latestCampaignUpdate / latestRecommenderUpdate as the service describes it."""
+        now = clock.time()
+        reached = [step for step in self.update["timeline"] if step[0] <= now]
+        when, status = reached[-1]
+        return {
+            **self.update["fields"],
+            "status": status,
+            "creationDateTime": _at(self.update["timeline"][0][0]),
+            "lastUpdatedDateTime": _at(when),
+        }
 
     @property
     def arn(self) -> str:
@@ -326,6 +339,7 @@ class PersonalizeBackend:
                 status = CREATE_FAILED
         resource.fields["status"] = status
         resource.fields["lastUpdatedDateTime"] = _at(when)
+        self._apply_update(resource)
 
     def _activate(self, resource: Resource) -> str | None:
         """Run the resource's work; the failure reason if it failed (the service's wording)."""
@@ -403,6 +417,37 @@ class PersonalizeBackend:
                 for version in self._all("solutionVersion"):
                     if version.fields["solutionArn"] == arn:
                         version.deleted = True
+
+    def start_update(self, resource: Resource, fields: dict[str, Any]) -> None:
+        """An update in its own lifecycle; a second one while it runs is refused."""
+        if resource.update is not None and not resource.update["applied"]:
+            raise PersonalizeError(
+                "ResourceInUseException", f"{resource.arn} has an update in progress."
+            )
+        if "solutionVersionArn" in fields:
+            version = self.get(fields["solutionVersionArn"], "solutionVersion")
+            if version.status != ACTIVE:
+                raise PersonalizeError(
+                    "ResourceInUseException", f"{version.arn} is {version.status}."
+                )
+        now = clock.time()
+        life = clock.lifecycle(f"personalize.{resource.family.name}")
+        resource.update = {
+            "fields": fields,
+            "applied": False,
+            "timeline": [
+                (now, CREATE_PENDING),
+                (now + life.pending, CREATE_IN_PROGRESS),
+                (now + life.ready_after, ACTIVE),
+            ],
+        }
+
+    def _apply_update(self, resource: Resource) -> None:
+        update = resource.update
+        if update is None or update["applied"] or clock.time() < update["timeline"][-1][0]:
+            return
+        update["applied"] = True
+        resource.fields.update(update["fields"])
 
     def change_status(self, resource: Resource, passing: str, final: str) -> None:
         """A stop or start: `passing` now, `final` once the service has done it."""

@@ -210,6 +210,10 @@ def test_an_existing_campaign_takes_the_new_solution_version_in_place(account):
     assert updated["created"] is False
     assert updated["updated"] is True
     assert updated["arn"] == campaign["arn"]
+    assert updated["status"] == "CREATE PENDING"  # the update's own lifecycle
+    during = run("campaign", "serve", {"minProvisionedTPS": 2}, solutionVersionArn=second["arn"])
+    assert (during["updated"], during["status"]) == (True, "CREATE PENDING")  # no second update
+    account.clock.advance(3600)
     described = core.describe(client, FAMILIES["campaign"], campaign["arn"])
     assert described["solutionVersionArn"] == second["arn"]
     assert described["minProvisionedTPS"] == 2

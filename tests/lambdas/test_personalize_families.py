@@ -127,17 +127,9 @@ def test_missing_is_created_and_existing_is_returned(chain, step):
     assert chain.creates[step] == made  # one Create per resource, none on the second run
 
 
-# localaws answers ListFilters under "filters"; the model (and AWS) name the member "Filters",
-# so the local list is always empty. Reported; the strict xfail flags the fix.
-LISTED_LOCALLY = sorted(set(FAMILIES) - {"filter"})
-
-
 @pytest.mark.parametrize(
     "step",
-    [
-        *LISTED_LOCALLY,
-        pytest.param("filter", marks=pytest.mark.xfail(strict=True, reason="localaws ListFilters")),
-    ],
+    sorted(FAMILIES),
 )
 def test_every_resource_is_listed_once(chain, step):
     client, family = chain.client, FAMILIES[step]

@@ -90,3 +90,37 @@ def metric_attributions_one_per_group(account) -> None:
 )
 def test_personalize_tags_and_attributions(behaviour, account):
     behaviour.check(account)
+
+
+def list_filters_answers_under_filters(account) -> None:
+    p = account.client("personalize")
+    group = _active_group(account, "recops-fidelity-filters")
+    try:
+        arn = p.create_filter(
+            name="recops-fidelity-filter",
+            datasetGroupArn=group,
+            filterExpression='EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("watch")',
+        )["filterArn"]
+        listed = p.list_filters(datasetGroupArn=group)["Filters"]  # the model's capital F
+        assert [f["filterArn"] for f in listed] == [arn]
+        until(
+            account,
+            lambda: p.describe_filter(filterArn=arn)["filter"]["status"],
+            lambda status: status in ("ACTIVE", "CREATE FAILED"),
+        )
+        p.delete_filter(filterArn=arn)
+        until(account, lambda: p.list_filters(datasetGroupArn=group)["Filters"], lambda f: not f)
+    finally:
+        p.delete_dataset_group(datasetGroupArn=group)
+
+
+@rows(
+    Behaviour(
+        "personalize-list-filters-member",
+        f"{API}/API_ListFilters.html (response member Filters)",
+        list_filters_answers_under_filters,
+        aws=True,
+    ),
+)
+def test_personalize_lists(behaviour, account):
+    behaviour.check(account)

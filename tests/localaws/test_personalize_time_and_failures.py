@@ -224,3 +224,52 @@ def test_the_fault_cli_lists_what_it_offers(server, capsys):
     assert {"throttle", "fail_next_solution_version", "slow_next"} <= set(offered)
     assert module.main(["faults", "sagemaker"]) == 0
     assert "fail_next" in json.loads(capsys.readouterr().out)
+
+
+def campaign_updates_have_their_own_lifecycle(account) -> None:
+    p = account.client("personalize")
+    group, *_ = _group_with_interactions(account, _synthetic_csv(), name="upd")
+    solution = p.create_solution(
+        name="s",
+        datasetGroupArn=group,
+        recipeArn="arn:aws:personalize:::recipe/aws-popularity-count",
+    )["solutionArn"]
+    account.clock.advance(60)
+    first = p.create_solution_version(solutionArn=solution)["solutionVersionArn"]
+    account.clock.advance(2 * 3600)
+    campaign = p.create_campaign(name="c", solutionVersionArn=first)["campaignArn"]
+    account.clock.advance(3600)
+    second = p.create_solution_version(solutionArn=solution)["solutionVersionArn"]
+    refused(
+        lambda: p.update_campaign(campaignArn=campaign, solutionVersionArn=second),
+        "ResourceInUseException",
+    )
+    account.clock.advance(2 * 3600)
+    p.update_campaign(campaignArn=campaign, solutionVersionArn=second, minProvisionedTPS=2)
+    described = p.describe_campaign(campaignArn=campaign)["campaign"]
+    assert described["status"] == "ACTIVE"  # still serving the old version meanwhile
+    assert described["solutionVersionArn"] == first
+    assert described["latestCampaignUpdate"]["status"] == "CREATE PENDING"
+    assert described["latestCampaignUpdate"]["solutionVersionArn"] == second
+    refused(
+        lambda: p.update_campaign(campaignArn=campaign, minProvisionedTPS=3),
+        "ResourceInUseException",
+    )
+    account.clock.advance(3600)
+    described = p.describe_campaign(campaignArn=campaign)["campaign"]
+    assert described["latestCampaignUpdate"]["status"] == "ACTIVE"
+    assert (described["solutionVersionArn"], described["minProvisionedTPS"]) == (second, 2)
+
+
+PERSONALIZE_UPDATES = [
+    Behaviour(
+        "personalize-campaign-update-lifecycle",
+        f"{API}/API_UpdateCampaign.html; {API}/API_CampaignUpdateSummary.html",
+        campaign_updates_have_their_own_lifecycle,
+    ),
+]
+
+
+@rows(*PERSONALIZE_UPDATES)
+def test_personalize_updates(behaviour, account):
+    behaviour.check(account)
