@@ -126,11 +126,23 @@ def main() -> None:
     for line in control_in:
         request = json.loads(line)
         _RequestIdFilter.request_id = request["request_id"]
+        # Lambda sets the invocation's X-Ray trace header before each invoke; tracers (Powertools,
+        # the X-Ray SDK) read it, and without it they log "worker still initializing" noise.
+        os.environ["_X_AMZN_TRACE_ID"] = _trace_header()
         start = _log_offset()
         payload, errored = _invoke(handler, request)
         _answer(
             control_out, {"payload": payload, "errored": errored, "log": [start, _log_offset()]}
         )
+
+
+def _trace_header() -> str:
+    """A sampled-out X-Ray header in Lambda's format (Root=1-<8 hex time>-<24 hex>)."""
+    import secrets
+    import time
+
+    root = f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+    return f"Root={root};Parent={secrets.token_hex(8)};Sampled=0"
 
 
 def _answer(control_out, answer: dict[str, Any]) -> None:
