@@ -34,6 +34,16 @@ from localaws.deploy import deploy_assembly, destroy_stack
 MOTO_VERSION = "5.2.5"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
+# Every extension, installed in this order by LocalAccount and by the server (server.py).
+EXTENSIONS = (
+    lambda_runtime,
+    cloudformation,
+    stepfunctions,
+    sagemaker,
+    personalize,
+    events,
+    scheduler,
+)
 MOTO_CONFIG = {
     "stepfunctions": {"execute_state_machine": True},
     "lambda": {"use_docker": True},  # the Docker path, whose invoke localaws replaces
@@ -51,13 +61,8 @@ class LocalAccount:
         self.clock = clock.reset()
         self._stack.enter_context(_fake_credentials(self.region))
         self._stack.enter_context(mock_aws(config=MOTO_CONFIG))
-        self._stack.enter_context(lambda_runtime.install())
-        self._stack.enter_context(cloudformation.install())
-        self._stack.enter_context(stepfunctions.install())
-        self._stack.enter_context(sagemaker.install())
-        self._stack.enter_context(personalize.install())
-        self._stack.enter_context(events.install())
-        self._stack.enter_context(scheduler.install())
+        for extension in EXTENSIONS:
+            self._stack.enter_context(extension.install())
         # responses checked against the output shape: a gap in an emulated response fails here
         self._stack.enter_context(validation.install(check_responses=True))
         return self

@@ -82,59 +82,48 @@ class Clock:
 
     def sleep_until(self, wake: float) -> None:
         """Block until virtual time reaches `wake` (epoch seconds)."""
-        me = threading.get_ident()
-        with self._cond:
-            ticket = (wake, next(self._tickets))
-            heapq.heappush(self._sleepers, ticket)
-            self._asleep.add(me)
-            self._touch()
-            try:
-                while self.time() < wake and not self._closed:
-                    self._cond.wait(timeout=min(wake - self.time(), 0.5))
-            finally:
-                self._sleepers.remove(ticket)
-                heapq.heapify(self._sleepers)
-                self._asleep.discard(me)
-                self._touch()
+        with self._asleep_until(wake), self._cond:
+            while self.time() < wake and not self._closed:
+                self._cond.wait(timeout=min(wake - self.time(), 0.5))
 
     def wait_for(self, event: threading.Event, seconds: float | None) -> bool:
         """`event.wait(seconds)` with a virtual timeout: True if the event was set in time."""
         if seconds is None:
             return self._join(event)
         wake = self.time() + max(float(seconds), 0.0)
-        me = threading.get_ident()
-        with self._cond:
-            ticket = (wake, next(self._tickets))
-            heapq.heappush(self._sleepers, ticket)
-            self._asleep.add(me)
-            self._touch()
-        try:
+        with self._asleep_until(wake):
             while not event.is_set():
                 if self.time() >= wake or self._closed:
                     return event.is_set()
                 event.wait(0.005)
             return True
+
+    @contextlib.contextmanager
+    def _asleep_until(self, wake: float | None) -> Iterator[None]:
+        """This thread waits (it stops holding); with a wake-up time, the clock may jump to it."""
+        me = threading.get_ident()
+        with self._cond:
+            ticket = None if wake is None else (wake, next(self._tickets))
+            if ticket is not None:
+                heapq.heappush(self._sleepers, ticket)
+            self._asleep.add(me)
+            self._touch()
+        try:
+            yield
         finally:
             with self._cond:
-                self._sleepers.remove(ticket)
-                heapq.heapify(self._sleepers)
+                if ticket is not None:
+                    self._sleepers.remove(ticket)
+                    heapq.heapify(self._sleepers)
                 self._asleep.discard(me)
                 self._touch()
 
     def _join(self, event: threading.Event) -> bool:
         """Wait for another thread with no timeout: not holding, and no wake-up of its own."""
-        me = threading.get_ident()
-        with self._cond:
-            self._asleep.add(me)
-            self._touch()
-        try:
+        with self._asleep_until(None):
             while not event.wait(0.05):
                 pass
             return True
-        finally:
-            with self._cond:
-                self._asleep.discard(me)
-                self._touch()
 
     # --- holding and moving ----------------------------------------------------------------------
 

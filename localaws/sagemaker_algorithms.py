@@ -24,7 +24,7 @@ import numpy as np
 
 from localaws import fm_trainer, s3
 from localaws.rules import sagemaker as algorithm_rules
-from localaws.sagemaker_lifecycle import JobError, JobRun, failure_reason
+from localaws.sagemaker_lifecycle import JobError, JobRun, failure_reason, job_inputs
 from training import recordio
 
 
@@ -32,23 +32,11 @@ class _StoppedError(Exception):
     """The job was stopped while the algorithm computed."""
 
 
-def _objects(account: str, uri: str) -> list[tuple[str, bytes]]:
-    try:
-        objects = s3.objects_under(account, uri)
-    except Exception as err:  # a missing bucket is the job's failure, not the API's
-        raise JobError(f"ClientError: cannot read {uri}: {type(err).__name__}") from err
-    if not objects:
-        raise JobError(
-            f'ClientError: No S3 objects found under S3 URL "{uri}" given in input data source.'
-        )
-    return objects
-
-
 def _channel(account: str, request: dict, name: str):
     for channel in request.get("InputDataConfig", []):
         if channel["ChannelName"] == name:
             uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
-            return recordio.read_sparse(b"".join(body for _, body in _objects(account, uri)))
+            return recordio.read_sparse(b"".join(body for _, body in job_inputs(account, uri)))
     return None
 
 
@@ -132,7 +120,7 @@ def run_training_job(run: JobRun, request: dict, artifact_uri: str, account: str
 
 
 def _load_knn(account: str, model_data_url: str) -> dict:
-    ((_, body),) = _objects(account, model_data_url)[:1]
+    ((_, body),) = job_inputs(account, model_data_url)[:1]
     with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
         data = tar.extractfile("model_algo-1").read()
     with np.load(io.BytesIO(data)) as npz:
@@ -190,7 +178,7 @@ def run_transform_job(run: JobRun, request: dict, model, account: str, log) -> N
         source = request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
         target = request["TransformOutput"]["S3OutputPath"].rstrip("/")
         outputs = []
-        for key, body in _objects(account, source):
+        for key, body in job_inputs(account, source):
             if run.cancelled():
                 run.finish("Cancelled")
                 return

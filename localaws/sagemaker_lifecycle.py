@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from localaws import clock
+from localaws import clock, s3
 
 KINDS = ("processing", "training", "transform")
 DOWNLOAD_SHARE = UPLOAD_SHARE = 0.1  # of a training job's working time: Downloading, Uploading
@@ -321,3 +321,16 @@ class JobRun:
                 row["EndTime"] = timestamp(after.at if after is not None else this.at)
             rows.append(row)
         return rows
+
+
+def job_inputs(account: str, uri: str) -> list[tuple[str, bytes]]:
+    """(key, body) under a job's input URI; what is missing fails the job as SageMaker does."""
+    try:
+        objects = s3.objects_under(account, uri)
+    except Exception as err:  # a missing bucket is the job's failure, not the API's
+        raise JobError(f"ClientError: cannot read {uri}: {type(err).__name__}") from err
+    if not objects:
+        raise JobError(
+            f'ClientError: No S3 objects found under S3 URL "{uri}" given in input data source.'
+        )
+    return objects

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from localaws import s3
 from localaws.sagemaker_images import image_for
-from localaws.sagemaker_lifecycle import JobError, JobRun, failure_reason
+from localaws.sagemaker_lifecycle import JobError, JobRun, failure_reason, job_inputs
 
 CONTAINER_DIRS = ("/opt/ml", "/home/model-server", "/root")
 _BOUNDARY = r"(?<![^\s=:,])({})(?=/|$|[\s=:,])"
@@ -91,14 +91,7 @@ def in_container(value: str, root: Path, mounted: bool = False) -> str:
 
 def download_prefix(account: str, uri: str, target: Path) -> int:
     """Copy every object under an S3 prefix (or the one object) into a folder."""
-    try:
-        objects = s3.objects_under(account, uri)
-    except Exception as err:  # a missing bucket is the job's failure, not the API's
-        raise JobError(f"ClientError: cannot read {uri}: {type(err).__name__}") from err
-    if not objects:
-        raise JobError(
-            f'ClientError: No S3 objects found under S3 URL "{uri}" given in input data source.'
-        )
+    objects = job_inputs(account, uri)
     _, prefix = s3.split_uri(uri)
     for name, body in objects:
         destination = target / (name[len(prefix) :].lstrip("/") or Path(name).name)

@@ -62,18 +62,7 @@ def serve(port: int) -> None:
     from moto.core.config import default_user_config
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-    from localaws import (
-        admin,
-        clock,
-        cloudformation,
-        events,
-        lambda_runtime,
-        personalize,
-        sagemaker,
-        scheduler,
-        stepfunctions,
-        validation,
-    )
+    from localaws import EXTENSIONS, admin, clock, lambda_runtime, sagemaker, validation
 
     default_user_config["stepfunctions"]["execute_state_machine"] = True
     clock.reset()
@@ -84,16 +73,7 @@ def serve(port: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with contextlib.ExitStack() as stack:
-        for extension in (
-            lambda_runtime,
-            cloudformation,
-            stepfunctions,
-            sagemaker,
-            personalize,
-            events,
-            scheduler,
-            admin,
-        ):
+        for extension in (*EXTENSIONS, admin):
             stack.enter_context(extension.install())
         stack.enter_context(validation.install())
         server = ThreadedMotoServer("127.0.0.1", port, verbose=False)

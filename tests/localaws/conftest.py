@@ -27,3 +27,16 @@ def account(request):
         return
     with LocalAccount() as local:
         yield local
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """`python -m localaws start` with its own state file: (the server module, its environment)."""
+    from localaws import server as localaws_server
+
+    monkeypatch.setattr(localaws_server, "STATE", tmp_path / "server.json")
+    state = localaws_server.start()
+    try:
+        yield localaws_server, localaws_server.environment(state["port"])
+    finally:
+        localaws_server.stop()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from tests.localaws.fidelity import Behaviour, refused, rows
 from tests.test_localaws_personalize import ROLE, SCHEMA, _group_with_interactions, _synthetic_csv
 
@@ -179,18 +177,6 @@ PERSONALIZE_TIME = [
 @rows(*PERSONALIZE_TIME)
 def test_personalize(behaviour, account):
     behaviour.check(account)
-
-
-@pytest.fixture
-def server(tmp_path, monkeypatch):
-    from localaws import server as localaws_server
-
-    monkeypatch.setattr(localaws_server, "STATE", tmp_path / "server.json")
-    state = localaws_server.start()
-    try:
-        yield localaws_server, localaws_server.environment(state["port"])
-    finally:
-        localaws_server.stop()
 
 
 def test_faults_reach_a_running_server(server):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-
 from localaws import clock, sagemaker
 from tests.localaws.fidelity import Behaviour, refused, rows
 from tests.localaws.sagemaker_jobs import (
@@ -275,18 +273,6 @@ JOB_TIME = [
 @rows(*JOB_TIME)
 def test_job_time(behaviour, account):
     behaviour.check(account)
-
-
-@pytest.fixture
-def server(tmp_path, monkeypatch):
-    from localaws import server as localaws_server
-
-    monkeypatch.setattr(localaws_server, "STATE", tmp_path / "server.json")
-    state = localaws_server.start()
-    try:
-        yield localaws_server, localaws_server.environment(state["port"])
-    finally:
-        localaws_server.stop()
 
 
 REPORT_AWS_ENVIRONMENT = """
