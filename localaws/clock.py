@@ -59,7 +59,7 @@ class Clock:
         self._cond = threading.Condition()
         self._sleepers: list[tuple[float, int]] = []  # (wake-up, ticket), a heap
         self._tickets = itertools.count()
-        self._holds: dict[int, int] = {}  # thread id -> depth
+        self._holds: list[_Hold] = []
         self._asleep: set[int] = set()  # thread ids inside sleep_until
         self._quiet_since = _time.monotonic()
         self._closed = False
@@ -130,18 +130,24 @@ class Clock:
     @contextlib.contextmanager
     def holding(self) -> Iterator[None]:
         """Real work in progress: the clock does not jump until it ends."""
-        me = threading.get_ident()
-        with self._cond:
-            self._holds[me] = self._holds.get(me, 0) + 1
-            self._touch()
+        hold = self.hold(threading.get_ident())
         try:
             yield
         finally:
-            with self._cond:
-                self._holds[me] -= 1
-                if not self._holds[me]:
-                    del self._holds[me]
-                self._touch()
+            self.release(hold)
+
+    def hold(self, owner: int | None) -> _Hold:
+        """A hold on behalf of a thread (None: one not started yet, so it holds regardless)."""
+        hold = _Hold(owner)
+        with self._cond:
+            self._holds.append(hold)
+            self._touch()
+        return hold
+
+    def release(self, hold: _Hold) -> None:
+        with self._cond:
+            self._holds.remove(hold)
+            self._touch()
 
     def advance(self, seconds: float) -> None:
         """Move time forward by hand (tests; a user of the server who wants to skip ahead)."""
@@ -159,7 +165,7 @@ class Clock:
         self._cond.notify_all()
 
     def _holders(self) -> int:
-        return sum(1 for thread in self._holds if thread not in self._asleep)
+        return sum(1 for h in self._holds if h.owner is None or h.owner not in self._asleep)
 
     def _tick(self) -> None:
         with self._cond:
@@ -173,6 +179,43 @@ class Clock:
                 if gap > 0:
                     self._offset += gap
                 self._touch()
+
+
+class _Hold:
+    """One holder of the clock; its owner thread stops holding while it waits on the clock."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, owner: int | None) -> None:
+        self.owner = owner
+
+
+class HoldingThread(threading.Thread):
+    """A thread of work that holds the clock from `start()` (in the starting thread, so no jump
+    can slip in before it runs) until its target returns; `join` waits on the clock."""
+
+    def start(self) -> None:
+        self._clock = current()
+        self._hold = self._clock.hold(None)
+        self._finished = threading.Event()
+        try:
+            super().start()
+        except BaseException:
+            self._clock.release(self._hold)
+            raise
+
+    def run(self) -> None:
+        self._hold.owner = threading.get_ident()
+        try:
+            super().run()
+        finally:
+            self._clock.release(self._hold)
+            self._finished.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._clock.wait_for(self._finished, timeout)
+        if self._finished.is_set():
+            super().join()
 
 
 # --- the account's clock ---------------------------------------------------------------------------

@@ -271,22 +271,16 @@ def _invoke_asynchronously(target: Target, token: str, event: dict) -> None:
         backend.get_function(token)
     except Exception as err:  # an unknown function: nothing could ever answer
         raise CustomResourceFailedError(f"{type(err).__name__}: {err}") from err
-    started = threading.Event()
 
-    def invoke() -> None:
-        with clock.holding():  # the invocation is work until the handler returns
-            started.set()
-            try:
-                backend.invoke(
-                    token, None, json.dumps(event), {"x-amz-invocation-type": "Event"}, {}
-                )
-            except Exception:  # an Event invocation's failure reaches only its logs
-                LOG.exception("custom resource handler %s failed", token)
+    def invoke() -> None:  # work until the handler returns: it holds the clock from start()
+        try:
+            backend.invoke(token, None, json.dumps(event), {"x-amz-invocation-type": "Event"}, {})
+        except Exception:  # an Event invocation's failure reaches only its logs
+            LOG.exception("custom resource handler %s failed", token)
 
-    threading.Thread(
+    clock.HoldingThread(
         target=invoke, name=f"localaws-cr-{event['RequestId'][:8]}", daemon=True
     ).start()
-    started.wait()
 
 
 @contextlib.contextmanager

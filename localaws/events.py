@@ -29,7 +29,6 @@ import fnmatch
 import json
 import logging
 import re
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -263,7 +262,7 @@ def _deliver(rule, target: dict[str, Any], event: dict[str, Any]) -> None:
 
 
 def _in_background(work: Callable[[], None], name: str) -> None:
-    threading.Thread(target=work, name=name, daemon=True).start()
+    clock.HoldingThread(target=work, name=name, daemon=True).start()
 
 
 # --- the patches -----------------------------------------------------------------------------------

@@ -89,14 +89,13 @@ def _start(run: JobRun, work: Callable[[], None]) -> None:
     """The computation in a thread that holds the clock while it works."""
 
     def body() -> None:
-        with clock.holding():
-            try:
-                work()
-            except Exception as err:  # any internal failure is the job's FailureReason
-                if run.outcome is None:
-                    run.finish("Failed", failure_reason(err))
+        try:
+            work()
+        except Exception as err:  # any internal failure is the job's FailureReason
+            if run.outcome is None:
+                run.finish("Failed", failure_reason(err))
 
-    run.thread = threading.Thread(target=body, name=f"sagemaker-{run.name}", daemon=True)
+    run.thread = clock.HoldingThread(target=body, name=f"sagemaker-{run.name}", daemon=True)
     run.thread.start()
 
 

@@ -227,7 +227,7 @@ class Dispatcher:
             due.append(plan.next)
             plan.after, plan.next = plan.next, next_occurrence(schedule, plan.next)
         if due:
-            threading.Thread(target=_fire, args=(schedule, account_id, due), daemon=True).start()
+            clock.HoldingThread(target=_fire, args=(schedule, account_id, due), daemon=True).start()
         completed = plan.next is None and group.schedules.get(schedule.name) is schedule
         if completed and schedule.action_after_completion == "DELETE":
             backend.delete_schedule(group.name, schedule.name)

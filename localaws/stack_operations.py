@@ -185,16 +185,15 @@ def in_background(stack: cfn_models.Stack, work: Callable[[], None]) -> threadin
     """Run a stack operation in its own thread; it holds the virtual clock while it works."""
 
     def body() -> None:
-        with clock.holding():
-            try:
-                work()
-            except Exception as err:  # a bug here must not leave the stack IN_PROGRESS forever
-                LOG.exception("stack operation on %s failed unexpectedly", stack.name)
-                if stack.status in _FAILED_AFTER:
-                    why = f"localaws internal error: {err}"
-                    set_status(stack, _FAILED_AFTER[stack.status], why)
+        try:
+            work()
+        except Exception as err:  # a bug here must not leave the stack IN_PROGRESS forever
+            LOG.exception("stack operation on %s failed unexpectedly", stack.name)
+            if stack.status in _FAILED_AFTER:
+                why = f"localaws internal error: {err}"
+                set_status(stack, _FAILED_AFTER[stack.status], why)
 
-    thread = threading.Thread(target=body, name=f"localaws-cfn-{stack.name}", daemon=True)
+    thread = clock.HoldingThread(target=body, name=f"localaws-cfn-{stack.name}", daemon=True)
     thread.start()
     return thread
 

@@ -84,24 +84,7 @@ class _RealWaits:
         return threading.Event.wait(self.event, timeout)
 
 
-class HoldingThread(threading.Thread):
-    """A thread of an execution's logic: holds the clock while it runs; joined on the clock."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._finished = threading.Event()
-
-    def run(self) -> None:
-        try:
-            with clock.holding():
-                super().run()
-        finally:
-            self._finished.set()
-
-    def join(self, timeout: float | None = None) -> None:
-        clock.wait_for(_RealWaits(self._finished), timeout)
-        if self._finished.is_set():
-            super().join()
+HoldingThread = clock.HoldingThread  # holds from start(), so no jump slips in first
 
 
 class _ClockDateTime(datetime.datetime):

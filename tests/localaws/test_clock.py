@@ -85,3 +85,23 @@ def test_a_holder_joining_another_thread_does_not_stop_the_clock(clock):
         threading.Thread(target=worker).start()
         assert clock.wait_for(done, None)
     assert clock.time() - start >= 3600
+
+
+def test_a_thread_started_late_holds_the_clock_from_start(clock, monkeypatch):
+    """A worker the OS schedules late (here 100 ms, far past GRACE) must not let the clock jump
+    to its parent's timeout: the hold is taken in start(), before the thread runs."""
+    import localaws.clock as clock_module
+
+    monkeypatch.setattr(clock_module, "_CLOCK", clock)
+    result = []
+
+    def slow_to_start():
+        time.sleep(0.1)  # real work, or a thread the OS has not run yet
+        result.append("done")
+
+    start = clock.time()
+    worker = clock_module.HoldingThread(target=slow_to_start)
+    worker.start()
+    worker.join(99_999_999)  # the parent waits with a virtual timeout, as a Task state does
+    assert result == ["done"]
+    assert clock.time() - start < 60
