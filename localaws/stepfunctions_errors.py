@@ -14,8 +14,8 @@ Sources (AWS Step Functions Developer Guide):
   any other `SageMaker.AmazonSageMakerException`, cause
   `<message> (Service: AmazonSageMaker; Status Code: <n>; Error Code: <code>; Request ID: <id>; Proxy: null)`.
 - Error names, https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html:
-  `States.ALL` matches every error except the terminal `States.DataLimitExceeded` and
-  `States.Runtime`; `States.Timeout` covers a task that ran past `TimeoutSeconds` or missed its
+  `States.ALL` matches every error except the terminal `States.DataLimitExceeded` (caught only
+  by its own name) and `States.Runtime` (never caught, not even by name); `States.Timeout` covers a task that ran past `TimeoutSeconds` or missed its
   heartbeat, `States.HeartbeatTimeout` names the latter; a Choice without a match fails with
   `States.NoChoiceMatched`.
 
@@ -195,10 +195,11 @@ _original_aws_sdk_from_error = StateTaskServiceAwsSdk._from_error
 
 # --- matching: States.ALL, States.Timeout ------------------------------------------------------
 
-_UNCATCHABLE = {
-    StatesErrorNameType.StatesRuntime.to_name(),
-    StatesErrorNameType.StatesStatesDataLimitExceeded.to_name(),
-}
+# "A States.Runtime error isn't retriable, and will always cause the execution to fail"
+# (concepts-error-handling): no ErrorEquals matches it, not even its own name.
+_NEVER_CAUGHT = StatesErrorNameType.StatesRuntime.to_name()
+# "a terminal error that can't be caught by the States.ALL error type": only by its own name.
+_UNCATCHABLE = {StatesErrorNameType.StatesStatesDataLimitExceeded.to_name()}
 _TIMEOUT = StatesErrorNameType.StatesTimeout.to_name()
 _HEARTBEAT = StatesErrorNameType.StatesHeartbeatTimeout.to_name()
 
@@ -206,6 +207,10 @@ _HEARTBEAT = StatesErrorNameType.StatesHeartbeatTimeout.to_name()
 def _error_equals(self, env) -> None:
     """moto's matching, except what States.ALL must not catch and what States.Timeout covers."""
     error_name = env.stack[-1]
+    if error_name.error_name == _NEVER_CAUGHT:
+        env.stack.pop()
+        env.stack.append(False)
+        return
     if error_name.error_name in _UNCATCHABLE:
         env.stack.pop()
         env.stack.append(error_name in self.error_names)

@@ -102,15 +102,16 @@ def optimized_sagemaker_error_is_the_v1_sdk_exception(account):
 
 
 def states_all_does_not_catch_states_runtime(account):
-    state = task(
-        "arn:aws:states:::aws-sdk:s3:listBuckets",
-        {"X.$": "$.missing"},
-        Catch=caught("States.ALL"),
-        Next="Caught",
-    )
-    result = run(account, with_catcher(state))
-    assert result["status"] == "FAILED"
-    assert result["error"] == "States.Runtime"
+    for catcher in ("States.ALL", "States.Runtime"):  # "will always cause the execution to fail"
+        state = task(
+            "arn:aws:states:::aws-sdk:s3:listBuckets",
+            {"X.$": "$.missing"},
+            Catch=caught(catcher),
+            Next="Caught",
+        )
+        result = run(account, with_catcher(state))
+        assert result["status"] == "FAILED", catcher
+        assert result["error"] == "States.Runtime"
 
 
 def choice_without_match_is_no_choice_matched(account):
