@@ -500,8 +500,6 @@ class PersonalizeBackend:
         )
 
     def _train(self, version: Resource) -> None:
-        if self.faults.fail_solution_versions:
-            raise PersonalizeError("InternalServerError", self.faults.fail_solution_versions.pop(0))
         solution = self.get(version.fields["solutionArn"], "solution")
         data = self.interactions(solution.fields["datasetGroupArn"])
         enough_users = (data["USER_ID"].value_counts() >= 2).sum()
