@@ -90,7 +90,7 @@ def test_bad_input_is_explained():
     with pytest.raises(TypeError, match="needs a scipy sparse matrix"):
         recordio.encode_sparse(np.zeros((2, 2), dtype=np.float32))
     with pytest.raises(ValueError, match="not RecordIO"):
-        recordio.read_records(b"\x00" * 8)
+        recordio.read_sparse(b"\x00" * 8)
 
 
 def test_parallel_halves_concatenate_to_the_same_bytes(monkeypatch):
