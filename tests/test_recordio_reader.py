@@ -219,3 +219,19 @@ def test_labels_on_some_records_only_are_refused():
     data = _sdk_sparse(matrix[:2], np.ones(2, np.float32)) + _sdk_sparse(matrix[2:])
     with pytest.raises(ValueError, match="some records have a label and others do not"):
         recordio.read_sparse(data)
+
+
+def test_shards_read_one_at_a_time_into_one_matrix(tmp_path):
+    rng = np.random.default_rng(7)
+    matrix = sp.random(250, 90, density=0.05, format="csr", dtype=np.float32, random_state=rng)
+    labels = rng.random(250).astype(np.float32)
+    paths = recordio.write_shards(tmp_path, "train", matrix, labels, records_per_shard=100)
+    back, back_labels = recordio.read_shards(paths)
+    assert back.shape == (250, 90)
+    assert (back != matrix).nnz == 0
+    np.testing.assert_array_equal(back_labels, labels)
+    # dense shards of different widths: as wide as the widest, like one joined read
+    narrow, wide = _sdk_dense(np.ones((2, 3), np.float32)), _sdk_dense(np.ones((1, 5), np.float32))
+    _assert_same(recordio.read_shards([narrow, wide]), recordio.read_sparse(narrow + wide))
+    with pytest.raises(ValueError, match="some shards have labels and others do not"):
+        recordio.read_shards([_sdk_dense(np.ones((1, 2)), np.ones(1)), narrow])

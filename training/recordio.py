@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from training.recordio_reader import MAGIC, payload_spans, read_dense, read_sparse
+from training.recordio_reader import MAGIC, payload_spans, read_dense, read_shards, read_sparse
 
 __all__ = [
     "MAGIC",
@@ -28,6 +28,7 @@ __all__ = [
     "encode_sparse",
     "payload_spans",
     "read_dense",
+    "read_shards",
     "read_sparse",
     "varint_length",
     "write_shards",

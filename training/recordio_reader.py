@@ -14,6 +14,7 @@ last member of a oneof win. Split records (the continuation flag) and `bytes` va
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -113,6 +114,24 @@ def read_sparse(source: bytes | Path) -> tuple[sp.csr_matrix, np.ndarray | None]
     if parts[0].labels is not None:
         labels = np.concatenate([p.labels for p in parts]).astype(parts[0].labels.dtype)
     return matrix, labels
+
+
+def read_shards(sources: Iterable[bytes | Path]) -> tuple[sp.csr_matrix, np.ndarray | None]:
+    """Several RecordIO objects (a channel's shards) as one matrix, read one at a time so that
+    no joined copy of all the bytes is ever held."""
+    parts = [read_sparse(source) for source in sources]
+    if not parts:
+        return read_sparse(b"")
+    if len({labels is None for _, labels in parts}) > 1:
+        raise ValueError("some shards have labels and others do not")
+    width = max(matrix.shape[1] for matrix, _ in parts)
+    matrix = sp.vstack([m if m.shape[1] == width else _widen(m, width) for m, _ in parts], "csr")
+    labels = None if parts[0][1] is None else np.concatenate([y for _, y in parts])
+    return matrix, labels
+
+
+def _widen(matrix: sp.csr_matrix, width: int) -> sp.csr_matrix:
+    return sp.csr_matrix((matrix.data, matrix.indices, matrix.indptr), (matrix.shape[0], width))
 
 
 def read_dense(source: bytes | Path) -> tuple[np.ndarray, np.ndarray | None]:
