@@ -17,6 +17,7 @@ import sys
 import tarfile
 import zipfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -125,8 +126,8 @@ class _Batch:
     """A mini-batch restricted to the feature columns it touches.
 
     Per stored value: its row in the batch and its column among `columns`; `x` is the batch as
-    (rows x columns) CSR. Its transpose is kept as CSR arrays (values ordered by column), to be
-    built scaled by each row's error (no scipy transpose).
+    (rows x columns) CSR. Its transpose is kept as CSR arrays (values ordered by column), built
+    scaled by each row's error when the gradient needs it (no scipy transpose).
     """
 
     row: np.ndarray
@@ -134,14 +135,14 @@ class _Batch:
     value: np.ndarray
     columns: np.ndarray  # feature ids, ascending
     x: sp.csr_matrix
-    by_column: np.ndarray  # value positions ordered by column
+    row_by_column: np.ndarray  # the rows of the values, ordered by column
+    value_by_column: np.ndarray
     column_ptr: np.ndarray  # where each column starts in that order
 
     def transposed_times(self, scale: np.ndarray) -> sp.csr_matrix:
         """X^T diag(scale), as CSR: one product per stored value, not per factor."""
-        rows = self.row[self.by_column]
-        data = self.value[self.by_column] * scale[rows]
-        return sp.csr_matrix((data, rows, self.column_ptr), shape=self.x.shape[::-1])
+        data = self.value_by_column * scale[self.row_by_column]
+        return sp.csr_matrix((data, self.row_by_column, self.column_ptr), self.x.shape[::-1])
 
 
 BATCHES_PER_GROUP = 64  # mini-batches laid out together: fewer, larger numpy calls
@@ -150,51 +151,94 @@ BATCHES_PER_GROUP = 64  # mini-batches laid out together: fewer, larger numpy ca
 def _batches(
     features: sp.csr_matrix, order: np.ndarray, size: int
 ) -> Iterator[tuple[np.ndarray, _Batch]]:
-    """The mini-batches of one epoch (rows in `order`), laid out a group at a time."""
+    """The mini-batches of one epoch (rows in `order`); the next group of them is laid out in
+    a second thread while this one trains (numpy releases the GIL in its loops)."""
     span = size * BATCHES_PER_GROUP
-    for start in range(0, len(order), span):
-        yield from _group(features, order[start : start + span], size)
+    starts = range(0, len(order), span)
+    if not len(starts):
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+
+        def lay_out(start: int) -> Future:
+            return pool.submit(_Group.lay_out, features, order[start : start + span], size)
+
+        coming = lay_out(0)
+        for following in [*starts[1:], None]:
+            group = coming.result()
+            coming = None if following is None else lay_out(following)
+            yield from group.batches()
 
 
-def _group(
-    features: sp.csr_matrix, rows: np.ndarray, size: int
-) -> Iterator[tuple[np.ndarray, _Batch]]:
-    """Consecutive mini-batches of `size` rows: one gather and one sort for all of them."""
-    starts = features.indptr[rows].astype(np.int64)
-    counts = features.indptr[rows + 1] - starts
-    row_start = np.zeros(len(rows) + 1, np.int64)
-    np.cumsum(counts, out=row_start[1:])
-    n_values = int(row_start[-1])
-    positions = np.repeat(starts - row_start[:-1], counts) + np.arange(n_values)
-    feature, value = features.indices[positions], features.data[positions]
-    row = np.repeat(np.arange(len(rows)), counts)
-    batch = row // size
-    # values ordered by (batch, feature): a batch's values keep their range, now by feature
-    key = batch * features.shape[1] + feature
-    by_key = np.argsort(key)
-    sorted_key = key[by_key]
-    sorted_batch = batch[by_key]
-    new = np.ones(n_values, bool)
-    new[1:] = sorted_key[1:] != sorted_key[:-1]
-    unique_at = np.flatnonzero(new)  # where each (batch, feature) starts, in sorted order
-    n_batches = -(-len(rows) // size)
-    unique_start = np.searchsorted(sorted_batch[unique_at], np.arange(n_batches + 1))
-    column = np.empty(n_values, np.int64)
-    column[by_key] = np.cumsum(new) - 1 - unique_start[sorted_batch]
-    local_row = row - batch * size
-    for b in range(n_batches):
-        first, last = b * size, min(b * size + size, len(rows))
-        v0, v1 = int(row_start[first]), int(row_start[last])
-        u0, u1 = int(unique_start[b]), int(unique_start[b + 1])
-        shape = (last - first, u1 - u0)
-        x = sp.csr_matrix(
-            (value[v0:v1], column[v0:v1], row_start[first : last + 1] - v0), shape=shape
+@dataclass
+class _Group:
+    """Consecutive mini-batches of `size` rows, laid out with one gather and one sort."""
+
+    rows: np.ndarray
+    size: int
+    row_start: np.ndarray  # where each row's values start
+    row: np.ndarray  # per value: its row within its batch
+    column: np.ndarray  # per value: its column among its batch's columns
+    value: np.ndarray
+    by_column: np.ndarray  # value order by (batch, feature)
+    unique_at: np.ndarray  # where each (batch, feature) starts in that order
+    unique_start: np.ndarray  # each batch's first (batch, feature)
+    feature_at: np.ndarray  # the feature of each (batch, feature)
+
+    @classmethod
+    def lay_out(cls, features: sp.csr_matrix, rows: np.ndarray, size: int) -> _Group:
+        starts = features.indptr[rows].astype(np.int64)
+        counts = features.indptr[rows + 1] - starts
+        row_start = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum(counts, out=row_start[1:])
+        n_values = int(row_start[-1])
+        positions = np.repeat(starts - row_start[:-1], counts) + np.arange(n_values)
+        feature, value = features.indices[positions], features.data[positions]
+        row = np.repeat(np.arange(len(rows)), counts)
+        batch = row // size
+        # values by (batch, feature): each batch's values keep their range, ordered by feature
+        key = batch * features.shape[1] + feature
+        by_key = np.argsort(key)
+        sorted_key = key[by_key]
+        sorted_batch = batch[by_key]
+        new = np.ones(n_values, bool)
+        new[1:] = sorted_key[1:] != sorted_key[:-1]
+        unique_at = np.flatnonzero(new)
+        n_batches = -(-len(rows) // size)
+        unique_start = np.searchsorted(sorted_batch[unique_at], np.arange(n_batches + 1))
+        column = np.empty(n_values, np.int64)
+        column[by_key] = np.cumsum(new) - 1 - unique_start[sorted_batch]
+        feature_at = sorted_key[unique_at] - sorted_batch[unique_at] * features.shape[1]
+        local_row = row - batch * size
+        return cls(
+            rows,
+            size,
+            row_start,
+            local_row,
+            column,
+            value,
+            by_key,
+            unique_at,
+            unique_start,
+            feature_at,
         )
-        columns = sorted_key[unique_at[u0:u1]] - b * features.shape[1]
-        by_column = by_key[v0:v1] - v0
-        column_ptr = np.append(unique_at[u0:u1], v1) - v0
-        batch_values = (local_row[v0:v1], column[v0:v1], value[v0:v1])
-        yield rows[first:last], _Batch(*batch_values, columns, x, by_column, column_ptr)
+
+    def batches(self) -> Iterator[tuple[np.ndarray, _Batch]]:
+        row_by_column, value_by_column = self.row[self.by_column], self.value[self.by_column]
+        for b in range(len(self.unique_start) - 1):
+            first, last = b * self.size, min(b * self.size + self.size, len(self.rows))
+            v0, v1 = int(self.row_start[first]), int(self.row_start[last])
+            u0, u1 = int(self.unique_start[b]), int(self.unique_start[b + 1])
+            values = (self.row[v0:v1], self.column[v0:v1], self.value[v0:v1])
+            x = sp.csr_matrix(
+                (values[2], values[1], self.row_start[first : last + 1] - v0),
+                shape=(last - first, u1 - u0),
+            )
+            transposed = (
+                row_by_column[v0:v1],
+                value_by_column[v0:v1],
+                np.append(self.unique_at[u0:u1], v1) - v0,
+            )
+            yield self.rows[first:last], _Batch(*values, self.feature_at[u0:u1], x, *transposed)
 
 
 @dataclass
