@@ -10,6 +10,14 @@ from sagemaker.amazon.common import write_numpy_to_dense_tensor, write_spmatrix_
 from training import recordio
 
 
+@pytest.fixture(autouse=True, params=["scatter", "slots"])
+def encoder_path(request, monkeypatch):
+    """Every test runs on both encoder paths: scattering and the slot matrix."""
+    monkeypatch.setattr(recordio, "_slots_fit", lambda *_: request.param == "slots")
+    monkeypatch.setattr(recordio, "SLOT_BLOCK_ROWS", 64)  # several blocks, a short last one
+    return request.param
+
+
 def _sdk_sparse(matrix, labels=None) -> bytes:
     buffer = io.BytesIO()
     write_spmatrix_to_sparse_tensor(buffer, matrix, labels)
