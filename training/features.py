@@ -56,8 +56,11 @@ class SeenItems:
         rank = np.full(len(user), -1, np.int64)
         rank[possible] = rng.integers(0, free[possible])
         query = user * (self.n_items + 1) + rank
-        seen_before = np.searchsorted(self.search_keys, query, side="right") - self.user_start[user]
-        return np.where(possible, rank + seen_before, -1)
+        # searching in ascending order walks the keys once instead of jumping across them
+        order = np.argsort(query)
+        found = np.empty(len(query), np.int64)
+        found[order] = np.searchsorted(self.search_keys, query[order], side="right")
+        return np.where(possible, rank + found - self.user_start[user], -1)
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
