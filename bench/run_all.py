@@ -23,7 +23,7 @@ from bench import demo, recordio_reference
 from bench import notebook_reference as notebook
 from bench.job import run_job
 from training import recordio
-from training.datasets import INTER_COLUMNS, movielens_path, read_inter
+from training.datasets import INTER_COLUMNS, movielens_path, read_inter, synthetic
 from training.evaluate import Holdout, broadcast, exclude_seen, popularity_ranking, score
 from training.features import one_hot, regression_target
 from training.interactions import (
@@ -266,24 +266,52 @@ def bench_read_sparse(path: Path) -> dict:
     }
 
 
-def bench_memory(path: Path) -> dict:
-    """The whole `python -m training.prep` job (default implicit target, 4 negatives) in its own
-    process: its wall time and its own peak resident memory (bench/job.py says why not getrusage)."""
+def _prep_job(path: Path, **overrides) -> dict:
+    """The prep job (`python -m training.prep`) on `path` at the demo's options (and these
+    overrides), in its own process: its wall time and own peak memory (bench/job.py)."""
     with tempfile.TemporaryDirectory() as out:
         options = Path(out) / "prep.json"
-        options.write_text(
-            json.dumps(
-                {
-                    "format": "tsv",
-                    "columns": COLUMNS,
-                    "min_user_interactions": 1,
-                    "min_item_interactions": 1,
-                }
-            )
-        )
-        args = ["--input", str(path), "--output", out, "--options", str(options)]
-        job = run_job("training.prep:main", args)
-    return {"peak_mb": job["peak_mb"], "seconds": job["seconds"], "limit_mb": 2048}
+        options.write_text(json.dumps({**demo.prep_options(), **overrides}))
+        args = ["--input", str(path), "--output", str(Path(out) / "prepared")]
+        job = run_job("training.prep:main", [*args, "--options", str(options)])
+        manifest = json.loads((Path(out) / "prepared" / "manifest.json").read_text())
+    return {
+        "interactions": manifest["input"]["rows_read"],
+        "fm_records": manifest["fm"]["train_records"] + manifest["fm"]["test_records"],
+        "seconds": job["seconds"],
+        "cpu_s": job["cpu_s"],
+        "peak_mb": job["peak_mb"],
+    }
+
+
+def bench_memory(path: Path) -> dict:
+    """The whole prep job with every interaction kept (long-tail filters at 1; implicit target,
+    4 negatives per positive) in its own process."""
+    return {**_prep_job(path, min_user_interactions=1, min_item_interactions=1), "limit_mb": 2048}
+
+
+def bench_prep_job(path: Path) -> dict:
+    """The whole prep job at the demo's settings, in its own process."""
+    return {**_prep_job(path), "target_s": 3}
+
+
+SYNTHETIC_10M = {"n_users": 70_000, "n_items": 10_000, "n_interactions": 10_000_000}
+SYNTHETIC_ROWS = None  # --rows: that many synthetic interactions instead (a quick check)
+
+
+def bench_prep_10m(path: Path) -> dict:
+    """The prep job at the demo's settings on ten million synthetic interactions (MovieLens-10M
+    sized: 70,000 users, 10,000 items), generated here and written as a .inter file first."""
+    rows = SYNTHETIC_ROWS or SYNTHETIC_10M["n_interactions"]
+    with tempfile.TemporaryDirectory() as scratch:
+        started = time.perf_counter()
+        generated = synthetic(**{**SYNTHETIC_10M, "n_interactions": rows}, seed=0)
+        interactions = Path(scratch) / "synthetic.inter"
+        generated.write_tsv(interactions)
+        generator_s = time.perf_counter() - started
+        del generated
+        job = _prep_job(interactions)
+    return {**job, "generator_s": round(generator_s, 1), "target_s": 60, "limit_mb": 3072}
 
 
 def bench_fm_training(path: Path) -> dict:
@@ -292,7 +320,7 @@ def bench_fm_training(path: Path) -> dict:
     with tempfile.TemporaryDirectory() as out:
         manifest = demo.prepare(path, Path(out) / "prepared")
         hyperparameters = Path(out) / "hyperparameters.json"
-        hp = demo.fm_hyperparameters(manifest["fm"]["feature_dim"])
+        hp = demo.fm_hyperparameters(manifest)
         hyperparameters.write_text(json.dumps(hp))
         channels = Path(out) / "prepared" / "fm"
         args = ["--train", str(channels / "train"), "--test", str(channels / "test")]
@@ -318,6 +346,8 @@ BENCHMARKS = {
     "recordio": bench_recordio,
     "evaluation": bench_evaluation,
     "memory": bench_memory,
+    "prep_job": bench_prep_job,
+    "prep_10m": bench_prep_10m,
     "read_sparse": bench_read_sparse,
     "fm_training": bench_fm_training,
 }
@@ -329,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="ml-1m", choices=["ml-100k", "ml-1m"])
     parser.add_argument("--rows", type=int, help="use only the first N rows (a quick check)")
     args = parser.parse_args(argv)
+    global SYNTHETIC_ROWS
+    SYNTHETIC_ROWS = args.rows
     path = _rows(movielens_path(args.dataset), args.rows)
     results = {}
     for name in args.only or BENCHMARKS:

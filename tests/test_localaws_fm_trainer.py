@@ -15,7 +15,9 @@ from training.features import implicit_target, one_hot
 def _features(rows=300, columns=40, seed=0):
     """Real-valued rows with 0 to 6 values each (some empty), not only one-hot ones."""
     rng = np.random.default_rng(seed)
-    matrix = sp.random(rows, columns, density=0.06, format="csr", dtype=np.float32, random_state=rng)
+    matrix = sp.random(
+        rows, columns, density=0.06, format="csr", dtype=np.float32, random_state=rng
+    )
     matrix.data = (matrix.data * 2 - 1).astype(np.float32)
     assert (np.diff(matrix.indptr) == 0).any()  # empty rows are in
     return matrix
@@ -71,7 +73,7 @@ def test_gradients_match_finite_differences(binary):
     )
     model = fm_trainer._Model.initial(hp, rng, 0.3)
     model.weights[:] = rng.normal(0, 0.5, model.weights.shape)
-    rows, batch = next(fm_trainer._batches(features, np.arange(50), 50))
+    _, batch = next(fm_trainer._batches(features, np.arange(50), 50))
     weights = np.take(model.weights, batch.columns, axis=0)
     loss, grad, bias_grad = fm_trainer._gradients(
         batch, targets.astype(np.float32), weights.copy(), model, binary
