@@ -2,29 +2,16 @@
 bench/) on the SDK's own records, and the protobuf library itself on records the SDK never
 writes (fields out of order, unknown fields, non-packed and repeated fields)."""
 
-import io
 import struct
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from sagemaker.amazon.common import write_numpy_to_dense_tensor, write_spmatrix_to_sparse_tensor
 from sagemaker.amazon.record_pb2 import Record
 
 from bench import recordio_reference
+from tests.sdk_recordio import sdk_dense, sdk_sparse
 from training import recordio, recordio_reader
-
-
-def _sdk_sparse(matrix, labels=None) -> bytes:
-    buffer = io.BytesIO()
-    write_spmatrix_to_sparse_tensor(buffer, matrix, labels)
-    return buffer.getvalue()
-
-
-def _sdk_dense(array, labels=None) -> bytes:
-    buffer = io.BytesIO()
-    write_numpy_to_dense_tensor(buffer, array, labels)
-    return buffer.getvalue()
 
 
 def _frame(payloads: list[bytes]) -> bytes:
@@ -86,7 +73,7 @@ def test_sparse_records_read_as_before(dtype, label_dtype):
     rng = np.random.default_rng(1)
     matrix = sp.random(300, 5000, density=0.002, format="csr", dtype=dtype, random_state=rng)
     labels = None if label_dtype is None else rng.integers(0, 9, 300).astype(label_dtype)
-    back, back_labels = _same_as_before(_sdk_sparse(matrix, labels))
+    back, back_labels = _same_as_before(sdk_sparse(matrix, labels))
     assert (back != matrix).nnz == 0
     if labels is not None:
         np.testing.assert_array_equal(back_labels, labels)
@@ -100,14 +87,14 @@ def test_empty_rows_and_multibyte_varints():
         (np.arange(1, 8, dtype=np.float32), indices, indptr), shape=(6, 3_000_000)
     )
     for labels in (None, np.array([0, 1, 0, 1, 1, 0], dtype=np.float32)):
-        back, _ = _same_as_before(_sdk_sparse(matrix, labels))
+        back, _ = _same_as_before(sdk_sparse(matrix, labels))
         assert back.shape == (6, 3_000_000)
         assert (back != matrix).nnz == 0
 
 
 def test_long_rows_need_multibyte_lengths():
     matrix = sp.random(4, 400, density=0.8, format="csr", dtype=np.float32, random_state=2)
-    back, labels = _same_as_before(_sdk_sparse(matrix))
+    back, labels = _same_as_before(sdk_sparse(matrix))
     assert (back != matrix).nnz == 0
     assert labels is None
 
@@ -118,7 +105,7 @@ def test_dense_records_read_as_before(dtype, label_dtype):
     array = (rng.standard_normal((50, 33)) * 100).astype(dtype)
     array[4] = 0  # a dense row of zeros still has 33 values
     labels = None if label_dtype is None else rng.integers(-3, 200, 50).astype(label_dtype)
-    back, _ = _same_as_before(_sdk_dense(array, labels))
+    back, _ = _same_as_before(sdk_dense(array, labels))
     np.testing.assert_array_equal(back.toarray(), array.astype(back.dtype))
 
 
@@ -126,9 +113,9 @@ def test_dense_and_sparse_records_in_one_stream():
     rng = np.random.default_rng(4)
     sparse = sp.random(10, 40, density=0.2, format="csr", dtype=np.float32, random_state=rng)
     dense = rng.random((5, 50)).astype(np.float32)
-    _same_as_before(_sdk_sparse(sparse) + _sdk_dense(dense))
+    _same_as_before(sdk_sparse(sparse) + sdk_dense(dense))
     # float32 and float64 records together widen to float64, as concatenating them did
-    back, _ = _same_as_before(_sdk_dense(dense[:, :7]) + _sdk_dense(rng.random((3, 7))))
+    back, _ = _same_as_before(sdk_dense(dense[:, :7]) + sdk_dense(rng.random((3, 7))))
     assert back.dtype == np.float64
 
 
@@ -143,14 +130,14 @@ def test_chunks_join_into_one_matrix(monkeypatch):
     matrix = sp.random(1000, 300, density=0.01, format="csr", dtype=np.float32, random_state=rng)
     labels = rng.random(1000).astype(np.float32)
     monkeypatch.setattr(recordio_reader, "READ_CHUNK_RECORDS", 64)
-    _same_as_before(_sdk_sparse(matrix, labels))
+    _same_as_before(sdk_sparse(matrix, labels))
 
 
 def test_a_payload_holding_the_magic_is_not_a_record():
     # a float whose bits are the magic, at a 4-byte-aligned offset inside some record
     magic = np.array([recordio.MAGIC], "<u4").view("<f4")[0]
     matrix = sp.csr_matrix(np.array([[1, 2, 0, magic, 0, magic]] * 4, dtype=np.float32))
-    data = _sdk_sparse(matrix, np.ones(4, np.float32))
+    data = sdk_sparse(matrix, np.ones(4, np.float32))
     words = np.frombuffer(data, "<u4")
     assert (words == recordio.MAGIC).sum() > 4  # the trap is really there
     back, _ = _same_as_before(data)
@@ -192,7 +179,7 @@ def test_protobuf_beyond_the_sdk_layout():
 def test_int32_values_including_negative_ones():
     rng = np.random.default_rng(6)
     array = rng.integers(-(2**31), 2**31 - 1, (20, 5), dtype=np.int64)
-    data = _sdk_dense(array)
+    data = sdk_dense(array)
     back, _ = _same_as_before(data)
     np.testing.assert_array_equal(back.toarray(), array.astype(np.int32))
 
@@ -216,7 +203,7 @@ def test_malformed_data_is_explained(data, message):
 
 def test_labels_on_some_records_only_are_refused():
     matrix = sp.csr_matrix(np.eye(3, dtype=np.float32))
-    data = _sdk_sparse(matrix[:2], np.ones(2, np.float32)) + _sdk_sparse(matrix[2:])
+    data = sdk_sparse(matrix[:2], np.ones(2, np.float32)) + sdk_sparse(matrix[2:])
     with pytest.raises(ValueError, match="some records have a label and others do not"):
         recordio.read_sparse(data)
 
@@ -231,7 +218,7 @@ def test_shards_read_one_at_a_time_into_one_matrix(tmp_path):
     assert (back != matrix).nnz == 0
     np.testing.assert_array_equal(back_labels, labels)
     # dense shards of different widths: as wide as the widest, like one joined read
-    narrow, wide = _sdk_dense(np.ones((2, 3), np.float32)), _sdk_dense(np.ones((1, 5), np.float32))
+    narrow, wide = sdk_dense(np.ones((2, 3), np.float32)), sdk_dense(np.ones((1, 5), np.float32))
     _assert_same(recordio.read_shards([narrow, wide]), recordio.read_sparse(narrow + wide))
     with pytest.raises(ValueError, match="some shards have labels and others do not"):
-        recordio.read_shards([_sdk_dense(np.ones((1, 2)), np.ones(1)), narrow])
+        recordio.read_shards([sdk_dense(np.ones((1, 2)), np.ones(1)), narrow])
