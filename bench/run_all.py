@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,9 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench import demo, recordio_reference
 from bench import notebook_reference as notebook
+from bench.job import run_job
 from training import recordio
-from training.datasets import INTER_COLUMNS, movielens_path, read_inter
+from training.datasets import INTER_COLUMNS, movielens_path, read_inter, synthetic
 from training.evaluate import Holdout, broadcast, exclude_seen, popularity_ranking, score
 from training.features import one_hot, regression_target
 from training.interactions import (
@@ -132,7 +132,7 @@ def notebook_prep(path: Path) -> bytes:
 def bench_prep(path: Path) -> dict:
     ours, ours_s = timed(ours_prep, path, repeat=OURS_REPEAT)
     theirs, theirs_s = timed(notebook_prep, path)
-    rows = sum(1 for _ in recordio.iter_payloads(ours))
+    rows = len(recordio.payload_spans(ours)[0])
     return {
         "rows": rows,
         "ours_s": ours_s,
@@ -232,39 +232,113 @@ def bench_evaluation(path: Path) -> dict:
     }
 
 
-def bench_memory(path: Path) -> dict:
-    """Peak RSS of the whole prep job (default implicit target, 4 negatives) in a child process."""
+def bench_read_sparse(path: Path) -> dict:
+    """RecordIO back to CSR + labels: the vectorised reader vs the per-record one it replaced.
+
+    On the first shard of ML-1M's FM training channel as the prep job writes it at the demo's
+    settings (implicit target, 4 negatives per positive, days_since_first)."""
+    with tempfile.TemporaryDirectory() as out:
+        manifest = demo.prepare(path, Path(out))
+        data = (Path(out) / manifest["fm"]["shards"]["train"][0]).read_bytes()
+    ours, ours_s = timed(recordio.read_sparse, data, repeat=OURS_REPEAT)
+    theirs, theirs_s = timed(recordio_reference.read_sparse, data)
+    (matrix, labels), (their_matrix, their_labels) = ours, theirs
+    same = (
+        matrix.shape == their_matrix.shape
+        and matrix.dtype == their_matrix.dtype
+        and np.array_equal(matrix.indptr, their_matrix.indptr)
+        and np.array_equal(matrix.indices, their_matrix.indices)
+        and np.array_equal(matrix.data, their_matrix.data)
+        and labels.dtype == their_labels.dtype
+        and np.array_equal(labels, their_labels)
+    )
+    records = matrix.shape[0]
+    return {
+        "records": records,
+        "megabytes": round(len(data) / 1e6, 1),
+        "ours_s": ours_s,
+        "reference_s": theirs_s,
+        "ours_us_per_record": 1e6 * ours_s / records,
+        "reference_us_per_record": 1e6 * theirs_s / records,
+        "ratio": theirs_s / ours_s,
+        "same_result": bool(same),
+        "target": 30,
+    }
+
+
+def _prep_job(path: Path, **overrides) -> dict:
+    """The prep job (`python -m training.prep`) on `path` at the demo's options (and these
+    overrides), in its own process: its wall time and own peak memory (bench/job.py)."""
     with tempfile.TemporaryDirectory() as out:
         options = Path(out) / "prep.json"
-        options.write_text(
-            json.dumps(
-                {
-                    "format": "tsv",
-                    "columns": COLUMNS,
-                    "min_user_interactions": 1,
-                    "min_item_interactions": 1,
-                }
-            )
-        )
+        options.write_text(json.dumps({**demo.prep_options(), **overrides}))
+        args = ["--input", str(path), "--output", str(Path(out) / "prepared")]
+        job = run_job("training.prep:main", [*args, "--options", str(options)])
+        manifest = json.loads((Path(out) / "prepared" / "manifest.json").read_text())
+    return {
+        "interactions": manifest["input"]["rows_read"],
+        "fm_records": manifest["fm"]["train_records"] + manifest["fm"]["test_records"],
+        "seconds": job["seconds"],
+        "cpu_s": job["cpu_s"],
+        "peak_mb": job["peak_mb"],
+    }
+
+
+def bench_memory(path: Path) -> dict:
+    """The whole prep job with every interaction kept (long-tail filters at 1; implicit target,
+    4 negatives per positive) in its own process."""
+    return {**_prep_job(path, min_user_interactions=1, min_item_interactions=1), "limit_mb": 2048}
+
+
+def bench_prep_job(path: Path) -> dict:
+    """The whole prep job at the demo's settings, in its own process."""
+    return {**_prep_job(path), "target_s": 3}
+
+
+SYNTHETIC_10M = {"n_users": 70_000, "n_items": 10_000, "n_interactions": 10_000_000}
+SYNTHETIC_ROWS = None  # --rows: that many synthetic interactions instead (a quick check)
+
+
+def bench_prep_10m(path: Path) -> dict:
+    """The prep job at the demo's settings on ten million synthetic interactions (MovieLens-10M
+    sized: 70,000 users, 10,000 items), generated here and written as a .inter file first."""
+    rows = SYNTHETIC_ROWS or SYNTHETIC_10M["n_interactions"]
+    with tempfile.TemporaryDirectory() as scratch:
         started = time.perf_counter()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "training.prep",
-                "--input",
-                str(path),
-                "--output",
-                out,
-                "--options",
-                str(options),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"peak_mb": peak_mb, "seconds": seconds, "limit_mb": 2048}
+        generated = synthetic(**{**SYNTHETIC_10M, "n_interactions": rows}, seed=0)
+        interactions = Path(scratch) / "synthetic.inter"
+        generated.write_tsv(interactions)
+        generator_s = time.perf_counter() - started
+        del generated
+        job = _prep_job(interactions)
+    return {**job, "generator_s": round(generator_s, 1), "target_s": 60, "limit_mb": 3072}
+
+
+def bench_fm_training(path: Path) -> dict:
+    """The local FM trainer as a training job (channels read from files, 30 epochs, test
+    metrics, model.tar.gz) on ML-1M's FM channels at the demo's settings, in its own process."""
+    with tempfile.TemporaryDirectory() as out:
+        manifest = demo.prepare(path, Path(out) / "prepared")
+        hyperparameters = Path(out) / "hyperparameters.json"
+        hp = demo.fm_hyperparameters(manifest)
+        hyperparameters.write_text(json.dumps(hp))
+        channels = Path(out) / "prepared" / "fm"
+        args = ["--train", str(channels / "train"), "--test", str(channels / "test")]
+        args += ["--hyperparameters", str(hyperparameters), "--model-dir", str(Path(out) / "m")]
+        job = run_job("localaws.fm_trainer:main", args)
+    lines = job["stdout_tail"].splitlines()
+    return {
+        "train_records": manifest["fm"]["train_records"],
+        "test_records": manifest["fm"]["test_records"],
+        "hyperparameters": hp,
+        "seconds": job["seconds"],
+        "cpu_s": job["cpu_s"],
+        "peak_mb": job["peak_mb"],
+        "last_epoch": next((line for line in reversed(lines) if "epoch=" in line), None),
+        "test_scores": [line for line in lines if line.startswith("#test_score")],
+        "target_s": 180,
+        "limit_mb": 1536,
+    }
 
 
 BENCHMARKS = {
@@ -272,6 +346,10 @@ BENCHMARKS = {
     "recordio": bench_recordio,
     "evaluation": bench_evaluation,
     "memory": bench_memory,
+    "prep_job": bench_prep_job,
+    "prep_10m": bench_prep_10m,
+    "read_sparse": bench_read_sparse,
+    "fm_training": bench_fm_training,
 }
 
 
@@ -281,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="ml-1m", choices=["ml-100k", "ml-1m"])
     parser.add_argument("--rows", type=int, help="use only the first N rows (a quick check)")
     args = parser.parse_args(argv)
+    global SYNTHETIC_ROWS
+    SYNTHETIC_ROWS = args.rows
     path = _rows(movielens_path(args.dataset), args.rows)
     results = {}
     for name in args.only or BENCHMARKS:

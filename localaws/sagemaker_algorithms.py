@@ -36,7 +36,7 @@ def _channel(account: str, request: dict, name: str):
     for channel in request.get("InputDataConfig", []):
         if channel["ChannelName"] == name:
             uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
-            return recordio.read_sparse(b"".join(body for _, body in job_inputs(account, uri)))
+            return recordio.read_shards(body for _, body in job_inputs(account, uri))
     return None
 
 

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.sparse import vstack as sp_vstack
 
 from bench.notebook_reference import load_dataset
 from tests.prep_options import prep_options_with
@@ -236,3 +237,40 @@ def test_movielens_100k_holdout_is_exactly_each_users_last_tenth():
     last_train = frame[~mask].groupby("USER_ID").TIMESTAMP.max()
     first_held = frame[mask].groupby("USER_ID").TIMESTAMP.min()
     assert (first_held >= last_train[first_held.index]).all()
+
+
+def test_fm_shards_hold_whole_positives_and_test_negatives_avoid_every_seen_pair(tmp_path):
+    frame = synthetic_interactions(n_users=80, n_items=60, n_interactions=4000, seed=6)
+    frame.to_csv(tmp_path / "interactions.csv", index=False)
+    code, out = _run(
+        tmp_path,
+        tmp_path / "interactions.csv",
+        columns=COLUMNS,
+        min_user_interactions=1,
+        min_item_interactions=1,
+        negatives_per_positive=3,
+        days_since_first=False,
+        shard_records=1000,
+    )
+    assert code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    n_users = manifest["users"]
+    seen = {}
+    for channel in ("train", "test"):
+        shards = [recordio.read_sparse(out / p) for p in manifest["fm"]["shards"][channel]]
+        assert len(shards) > 1
+        for matrix, labels in shards:
+            assert matrix.shape[0] <= 1000
+            assert labels[0] == 1  # a shard starts with a positive, its negatives follow it
+            assert (np.diff(np.flatnonzero(np.r_[labels, 1] == 1)) <= 4).all()
+        matrix = sp_vstack([m for m, _ in shards])
+        labels = np.concatenate([y for _, y in shards])
+        user, item = matrix.indices[0::2], matrix.indices[1::2] - n_users
+        seen[channel] = (
+            set(zip(user[labels == 1], item[labels == 1], strict=True)),
+            set(zip(user[labels == 0], item[labels == 0], strict=True)),
+        )
+    train_positives, train_negatives = seen["train"]
+    test_positives, test_negatives = seen["test"]
+    assert not train_negatives & train_positives
+    assert not test_negatives & (train_positives | test_positives)

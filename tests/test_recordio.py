@@ -1,25 +1,19 @@
 """Byte equality with the SageMaker Python SDK v2 writer, and the reader round trip."""
 
-import io
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from sagemaker.amazon.common import write_numpy_to_dense_tensor, write_spmatrix_to_sparse_tensor
 
+from tests.sdk_recordio import sdk_dense, sdk_sparse
 from training import recordio
 
 
-def _sdk_sparse(matrix, labels=None) -> bytes:
-    buffer = io.BytesIO()
-    write_spmatrix_to_sparse_tensor(buffer, matrix, labels)
-    return buffer.getvalue()
-
-
-def _sdk_dense(array, labels=None) -> bytes:
-    buffer = io.BytesIO()
-    write_numpy_to_dense_tensor(buffer, array, labels)
-    return buffer.getvalue()
+@pytest.fixture(autouse=True, params=["scatter", "slots"])
+def encoder_path(request, monkeypatch):
+    """Every test runs on both encoder paths: scattering and the slot matrix."""
+    monkeypatch.setattr(recordio, "_slots_fit", lambda *_: request.param == "slots")
+    monkeypatch.setattr(recordio, "SLOT_BLOCK_ROWS", 64)  # several blocks, a short last one
+    return request.param
 
 
 def _random_csr(rng, rows, cols, density, dtype=np.float32):
@@ -31,7 +25,7 @@ def test_sparse_matches_sdk(with_labels):
     rng = np.random.default_rng(1)
     matrix = _random_csr(rng, 300, 5000, 0.002)
     labels = rng.random(300).astype(np.float32) if with_labels else None
-    assert recordio.encode_sparse(matrix, labels) == _sdk_sparse(matrix, labels)
+    assert recordio.encode_sparse(matrix, labels) == sdk_sparse(matrix, labels)
 
 
 def test_sparse_with_empty_rows_and_multibyte_varints():
@@ -41,13 +35,13 @@ def test_sparse_with_empty_rows_and_multibyte_varints():
     data = np.arange(1, 8, dtype=np.float32)
     matrix = sp.csr_matrix((data, indices, indptr), shape=(5, 3_000_000))
     for labels in (None, np.array([0, 1, 0, 1, 1], dtype=np.float32)):
-        assert recordio.encode_sparse(matrix, labels) == _sdk_sparse(matrix, labels)
+        assert recordio.encode_sparse(matrix, labels) == sdk_sparse(matrix, labels)
 
 
 def test_long_rows_need_multibyte_lengths():
     # a 300-value row makes the packed values field > 127 bytes, nested lengths grow too
     matrix = _random_csr(np.random.default_rng(2), 4, 400, 0.8)
-    assert recordio.encode_sparse(matrix) == _sdk_sparse(matrix)
+    assert recordio.encode_sparse(matrix) == sdk_sparse(matrix)
 
 
 @pytest.mark.parametrize(
@@ -58,12 +52,12 @@ def test_dense_matches_sdk(dtype, label_dtype):
     rng = np.random.default_rng(3)
     array = (rng.standard_normal((50, 33)) * 100).astype(dtype)
     labels = None if label_dtype is None else (rng.integers(-3, 200, 50)).astype(label_dtype)
-    assert recordio.encode_dense(array, labels) == _sdk_dense(array, labels)
+    assert recordio.encode_dense(array, labels) == sdk_dense(array, labels)
 
 
 def test_float64_sparse_matches_sdk():
     matrix = _random_csr(np.random.default_rng(4), 40, 90, 0.1, dtype=np.float64)
-    assert recordio.encode_sparse(matrix) == _sdk_sparse(matrix)
+    assert recordio.encode_sparse(matrix) == sdk_sparse(matrix)
 
 
 def test_round_trip_sparse_and_dense(tmp_path):
@@ -90,13 +84,13 @@ def test_bad_input_is_explained():
     with pytest.raises(TypeError, match="needs a scipy sparse matrix"):
         recordio.encode_sparse(np.zeros((2, 2), dtype=np.float32))
     with pytest.raises(ValueError, match="not RecordIO"):
-        recordio.read_records(b"\x00" * 8)
+        recordio.read_sparse(b"\x00" * 8)
 
 
 def test_parallel_halves_concatenate_to_the_same_bytes(monkeypatch):
     matrix = _random_csr(np.random.default_rng(6), 1001, 300, 0.01)
     labels = np.arange(1001, dtype=np.float32)
     monkeypatch.setattr(recordio, "PARALLEL_MIN_ROWS", 10)
-    assert recordio.encode_sparse(matrix, labels) == _sdk_sparse(matrix, labels)
+    assert recordio.encode_sparse(matrix, labels) == sdk_sparse(matrix, labels)
     dense = np.random.default_rng(7).random((501, 3)).astype(np.float32)
-    assert recordio.encode_dense(dense) == _sdk_dense(dense)
+    assert recordio.encode_dense(dense) == sdk_dense(dense)

@@ -181,12 +181,38 @@ def index_ids(frame: pd.DataFrame) -> Indexed:
 
 def deduplicate(indexed: Indexed, dropped: Dropped) -> Indexed:
     """The same event twice (every canonical column equal) counts once."""
-    columns = ["user", "item"] + [c for c in CANONICAL[2:] if c in indexed.frame]
-    duplicated = indexed.frame.duplicated(subset=columns, keep="first").to_numpy()
+    keys = _event_keys(indexed)
+    duplicated = (keys if isinstance(keys, pd.DataFrame) else pd.Series(keys)).duplicated()
+    duplicated = duplicated.to_numpy()
     if not duplicated.any():
         return indexed
     dropped.add("duplicate row", duplicated.sum())
     return indexed.keep(~duplicated)
+
+
+def _event_keys(indexed: Indexed) -> np.ndarray | pd.DataFrame:
+    """One int64 per row that is equal exactly when every canonical column is: the user-item
+    pair and each further column folded in as a code while the product of their ranges fits
+    (one hashed column instead of five). Columns that do not fit stay beside it."""
+    frame = indexed.frame
+    key = frame["user"].to_numpy() * indexed.n_items + frame["item"].to_numpy()
+    span = indexed.n_users * indexed.n_items
+    beside = {}
+    for column in CANONICAL[2:]:
+        if column not in frame:
+            continue
+        if column == "TIMESTAMP":
+            values = frame[column].to_numpy(np.int64)
+            low = int(values.min(initial=0))
+            codes, size = values - low, int(values.max(initial=0)) - low + 1
+        else:
+            codes, uniques = pd.factorize(frame[column], use_na_sentinel=False)
+            size = len(uniques)
+        if span * max(size, 1) < 2**62:
+            key, span = key * size + codes, span * max(size, 1)
+        else:
+            beside[column] = frame[column].to_numpy()
+    return pd.DataFrame({"key": key, **beside}) if beside else key
 
 
 def filter_long_tail(
@@ -213,7 +239,17 @@ def filter_long_tail(
             return indexed
 
 
+def user_codes(frame: pd.DataFrame) -> np.ndarray:
+    """Integer codes of USER_ID: the indexed `user` column when there is one."""
+    if "user" in frame:
+        return frame["user"].to_numpy()
+    return pd.factorize(frame["USER_ID"].to_numpy())[0]
+
+
 def days_since_first(frame: pd.DataFrame) -> np.ndarray:
     """Whole days since the user's first interaction: the trend feature of the FM notebooks."""
-    first = frame.groupby("USER_ID", sort=False)["TIMESTAMP"].transform("min")
-    return ((frame["TIMESTAMP"] - first) // 86_400).to_numpy(dtype=np.float32)
+    codes = user_codes(frame)
+    timestamps = frame["TIMESTAMP"].to_numpy(np.int64)
+    first = np.full(int(codes.max(initial=-1)) + 1, np.iinfo(np.int64).max)
+    np.minimum.at(first, codes, timestamps)
+    return ((timestamps - first[codes]) // 86_400).astype(np.float32)

@@ -73,13 +73,13 @@ def load(data: bytes) -> dict[str, np.ndarray]:
 
 def _load_array(cursor: _Cursor) -> np.ndarray:
     magic = cursor.take("I")
-    storage, storage_shape = DENSE, None
+    storage = DENSE
     if magic in (V2, V3):
         storage = cursor.take("i")
         if storage not in (DENSE, ROW_SPARSE, CSR):
             raise NDArrayFormatError(f"unknown storage type {storage}")
         if storage != DENSE:
-            storage_shape = cursor.shape()
+            cursor.shape()  # the storage shape as saved; see _stored_shape
         shape = cursor.shape()
     elif magic == V1:
         shape = cursor.shape()
@@ -93,8 +93,7 @@ def _load_array(cursor: _Cursor) -> np.ndarray:
     if storage != DENSE:
         for _ in range(AUX_COUNT[storage]):
             aux.append((_dtype(cursor.take("i")), cursor.shape()))
-    stored_shape = storage_shape if storage != DENSE else shape
-    values = _read(cursor, dtype, stored_shape)
+    values = _read(cursor, dtype, _stored_shape(storage, shape, [s for _, s in aux]))
     aux_values = [_read(cursor, d, s) for d, s in aux]
     if storage == ROW_SPARSE:
         dense = np.zeros(shape, dtype=dtype)
@@ -106,6 +105,22 @@ def _load_array(cursor: _Cursor) -> np.ndarray:
         indptr, indices = aux_values
         return sp.csr_matrix((values, indices, indptr), shape=shape).toarray()
     return values
+
+
+def _stored_shape(
+    storage: int, shape: tuple[int, ...], aux_shapes: list[tuple[int, ...]]
+) -> tuple[int, ...]:
+    """How many values follow: what MXNet's loader allocates, from the aux arrays' shapes.
+
+    The storage shape written before the shape is not it: MXNet 1.9.1 writes (0, columns) for
+    a row_sparse array made with tostype(), then its stored rows (tests/fixtures/mxnet-1.9.1).
+    MXNet's NDArray::Chunk::CheckAndAlloc sizes the data from the aux shapes instead: as many
+    rows as row indices (row_sparse), as many values as column indices (csr)."""
+    if storage == ROW_SPARSE:
+        return (aux_shapes[0][0], *shape[1:])
+    if storage == CSR:
+        return (aux_shapes[1][0],)
+    return shape
 
 
 def _dtype(code: int):

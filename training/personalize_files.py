@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from training.csv_writer import write_csv
+
 _AVRO_TYPES = {
     "USER_ID": "string",
     "ITEM_ID": "string",
@@ -42,14 +44,16 @@ def metadata_schema(
     }
 
 
-def write_interactions(frame: pd.DataFrame, directory: Path) -> dict:
-    """interactions.csv (training part only) and interactions.schema.json; returns the schema."""
-    columns = [c for c in _AVRO_TYPES if c in frame.columns]
-    if "TIMESTAMP" not in columns:
+def write_interactions(columns: dict[str, object], directory: Path) -> dict:
+    """interactions.csv (training part only) and interactions.schema.json; returns the schema.
+
+    columns: canonical name -> values (csv_writer's forms: an array, or (ids, codes))."""
+    names = [c for c in _AVRO_TYPES if c in columns]
+    if "TIMESTAMP" not in names:
         raise ValueError("Personalize interactions need a TIMESTAMP column; map one in the config")
     directory.mkdir(parents=True, exist_ok=True)
-    frame[columns].to_csv(directory / "interactions.csv", index=False)
-    schema = interactions_schema(columns)
+    write_csv(directory / "interactions.csv", {c: columns[c] for c in names})
+    schema = interactions_schema(names)
     (directory / "interactions.schema.json").write_text(json.dumps(schema, indent=2))
     return schema
 

@@ -27,8 +27,10 @@ import numpy as np
 import pandas as pd
 
 from training import recordio
+from training.csv_writer import write_csv
 from training.features import (
     Examples,
+    SeenItems,
     binary_target,
     implicit_target,
     one_hot,
@@ -126,8 +128,7 @@ def _exact_keys(kind: type, raw: object, what: str) -> dict:
 class Prepared:
     indexed: Indexed  # clean interactions with indices, all of them
     is_holdout: np.ndarray
-    train_examples: Examples
-    test_examples: Examples
+    extra: np.ndarray | None  # days_since_first of each interaction, when it is a feature
     feature_dim: int
     dropped: Dropped
 
@@ -158,51 +159,150 @@ def prepare(raw: pd.DataFrame, options: PrepOptions, dropped: Dropped) -> Prepar
     else:
         is_holdout = leave_last_out(frame)
     extra = days_since_first(frame) if options.days_since_first else None
-    train = _examples(frame, ~is_holdout, extra, indexed.n_items, options, seed=options.seed)
-    test = _examples(frame, is_holdout, extra, indexed.n_items, options, seed=options.seed + 1)
     feature_dim = indexed.n_users + indexed.n_items + (1 if extra is not None else 0)
-    return Prepared(indexed, is_holdout, train, test, feature_dim, dropped)
+    return Prepared(indexed, is_holdout, extra, feature_dim, dropped)
 
 
-def _examples(frame, mask, extra, n_items, options: PrepOptions, seed: int) -> Examples:
-    user = frame["user"].to_numpy()[mask]
-    item = frame["item"].to_numpy()[mask]
-    part_extra = None if extra is None else extra[mask]
+@dataclass
+class FMChannel:
+    """What one FM channel wrote."""
+
+    shards: list[Path]
+    records: int
+    negatives_dropped: int
+
+
+def write_fm_channel(
+    directory: Path,
+    stem: str,
+    prepared: Prepared,
+    rows: np.ndarray,
+    options: PrepOptions,
+    *,
+    seen: SeenItems | None,
+    seed: int,
+) -> FMChannel:
+    """The FM records of these interactions, built and written one shard at a time, so that
+    memory does not grow with the number of records (implicit: each positive, then its
+    negatives, never split across shards)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    indexed = prepared.indexed
+    per_positive = 1 + options.negatives_per_positive if options.target == "implicit" else 1
+    step = max(1, options.shard_records // per_positive)
+    rng = np.random.default_rng(seed)
+    written = FMChannel([], 0, 0)
+    for shard, start in enumerate(range(0, max(len(rows), 1), step)):
+        examples = _examples(prepared, rows[start : start + step], options, rng, seen)
+        matrix = one_hot(examples, indexed.n_users, indexed.n_items)
+        path = directory / f"{stem}-{shard:05d}.recordio"
+        path.write_bytes(recordio.encode_sparse(matrix, examples.label))
+        written.shards.append(path)
+        written.records += len(examples.label)
+        written.negatives_dropped += examples.negatives_dropped
+    return written
+
+
+def _examples(
+    prepared: Prepared,
+    rows: np.ndarray,
+    options: PrepOptions,
+    rng: np.random.Generator,
+    seen: SeenItems | None,
+) -> Examples:
+    frame = prepared.indexed.frame
+    user = frame["user"].to_numpy()[rows]
+    item = frame["item"].to_numpy()[rows]
+    extra = None if prepared.extra is None else prepared.extra[rows]
     if options.target == "implicit":
         return implicit_target(
-            user, item, n_items, options.negatives_per_positive, seed=seed, extra=part_extra
+            user,
+            item,
+            prepared.indexed.n_items,
+            options.negatives_per_positive,
+            seed=rng,
+            extra=extra,
+            seen=seen,
         )
-    rating = frame["EVENT_VALUE"].to_numpy()[mask]
+    rating = frame["EVENT_VALUE"].to_numpy()[rows]
     if options.target == "binary":
-        return binary_target(user, item, rating, options.rating_threshold, part_extra)
-    return regression_target(user, item, rating, part_extra)
+        return binary_target(user, item, rating, options.rating_threshold, extra)
+    return regression_target(user, item, rating, extra)
+
+
+def _write_fm(prepared: Prepared, output: Path, options: PrepOptions) -> dict:
+    """Both FM channels. Training negatives avoid the training pairs only (nothing of the
+    holdout leaks into training); test negatives avoid every observed pair."""
+    indexed = prepared.indexed
+    user, item = indexed.frame["user"].to_numpy(), indexed.frame["item"].to_numpy()
+    train_rows = np.flatnonzero(~prepared.is_holdout)
+    test_rows = np.flatnonzero(prepared.is_holdout)
+    seen = {"train": None, "test": None}
+    if options.target == "implicit":
+        seen["train"] = SeenItems.of(
+            user[train_rows], item[train_rows], indexed.n_users, indexed.n_items
+        )
+        seen["test"] = SeenItems.of(user, item, indexed.n_users, indexed.n_items)
+    channels = {}
+    for channel, rows, seed in (
+        ("train", train_rows, options.seed),
+        ("test", test_rows, options.seed + 1),
+    ):
+        channels[channel] = write_fm_channel(
+            output / "fm" / channel, channel, prepared, rows, options, seen=seen[channel], seed=seed
+        )
+        log(
+            f"fm/{channel}: {channels[channel].records:,} records in {len(channels[channel].shards)} shard(s)"
+        )
+    return {
+        "feature_dim": prepared.feature_dim,
+        "target": options.target,
+        "train_records": channels["train"].records,
+        "test_records": channels["test"].records,
+        "negatives_dropped": sum(c.negatives_dropped for c in channels.values()),
+        "shards": {
+            name: [str(p.relative_to(output)) for p in c.shards] for name, c in channels.items()
+        },
+    }
+
+
+def write_tables(prepared: Prepared, output: Path) -> dict:
+    """The Personalize interactions (training part), the holdout and the id maps, as CSV;
+    returns the interactions schema."""
+    indexed, frame, held = prepared.indexed, prepared.indexed.frame, prepared.is_holdout
+    user, item = frame["user"].to_numpy(), frame["item"].to_numpy()
+
+    def part(rows: np.ndarray) -> dict[str, object]:
+        columns = {
+            "USER_ID": (indexed.user_ids, user[rows]),
+            "ITEM_ID": (indexed.item_ids, item[rows]),
+        }
+        for name in ("TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE"):
+            if name in frame:
+                columns[name] = frame[name].to_numpy()[rows]
+        return columns
+
+    schema = write_interactions(part(~held), output / "personalize")
+    evaluation = output / "evaluation"
+    evaluation.mkdir(parents=True, exist_ok=True)
+    holdout = part(held)
+    write_csv(
+        evaluation / "holdout.csv",
+        {c: holdout[c] for c in ("USER_ID", "ITEM_ID", "TIMESTAMP") if c in holdout},
+    )
+    maps = output / "maps"
+    maps.mkdir(parents=True, exist_ok=True)
+    for name, ids in (("users", indexed.user_ids), ("items", indexed.item_ids)):
+        canonical = "USER_ID" if name == "users" else "ITEM_ID"
+        codes = np.arange(len(ids))
+        write_csv(maps / f"{name}.csv", {"index": codes, canonical: (ids, codes)})
+    return schema
 
 
 def write_outputs(prepared: Prepared, output: Path, options: PrepOptions) -> dict:
     indexed = prepared.indexed
     frame = indexed.frame
-    shards = {}
-    for channel, examples in (("train", prepared.train_examples), ("test", prepared.test_examples)):
-        matrix = one_hot(examples, indexed.n_users, indexed.n_items)
-        paths = recordio.write_shards(
-            output / "fm" / channel,
-            channel,
-            matrix,
-            examples.label,
-            records_per_shard=options.shard_records,
-        )
-        shards[channel] = [str(p.relative_to(output)) for p in paths]
-        log(f"fm/{channel}: {matrix.shape[0]:,} records in {len(paths)} shard(s)")
-    train_part = frame[~prepared.is_holdout]
-    schema = write_interactions(train_part, output / "personalize")
-    evaluation = output / "evaluation"
-    evaluation.mkdir(parents=True, exist_ok=True)
-    holdout_columns = [c for c in ("USER_ID", "ITEM_ID", "TIMESTAMP") if c in frame]
-    frame.loc[prepared.is_holdout, holdout_columns].to_csv(evaluation / "holdout.csv", index=False)
-    maps = output / "maps"
-    maps.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"USER_ID": indexed.user_ids}).to_csv(maps / "users.csv", index_label="index")
-    pd.DataFrame({"ITEM_ID": indexed.item_ids}).to_csv(maps / "items.csv", index_label="index")
+    fm = _write_fm(prepared, output, options)
+    schema = write_tables(prepared, output)
     n_train = int((~prepared.is_holdout).sum())
     return {
         "rows": {"clean": len(frame), "train": n_train, "holdout": len(frame) - n_train},
@@ -210,15 +310,7 @@ def write_outputs(prepared: Prepared, output: Path, options: PrepOptions) -> dic
         "items": indexed.n_items,
         "density": len(frame) / (indexed.n_users * indexed.n_items),
         "dropped": prepared.dropped.as_dict(),
-        "fm": {
-            "feature_dim": prepared.feature_dim,
-            "target": options.target,
-            "train_records": len(prepared.train_examples.label),
-            "test_records": len(prepared.test_examples.label),
-            "negatives_dropped": prepared.train_examples.negatives_dropped
-            + prepared.test_examples.negatives_dropped,
-            "shards": shards,
-        },
+        "fm": fm,
         "personalize": {"interactions": n_train, "schema": schema},
         "options": _jsonable(asdict(options)),
     }
