@@ -6,6 +6,15 @@ unpacked and its Python handler run in an execution environment of its own: a wo
 (`lambda_worker.py`) with the function's environment variables, its code first on `sys.path`, a
 private TMPDIR, and its stdout/stderr going to the invocation's CloudWatch Logs stream.
 
+What the handler can import is what Lambda's Python runtime holds, not the developer's venv: the
+worker runs isolated (`python -I -S`: no site-packages, no user site, no PYTHON* variables) with
+`sys.path` = the function's code, a runtime directory holding only boto3, botocore and their
+dependencies (links into this venv, `RUNTIME_DISTRIBUTIONS`), then the standard library, so a
+bundling mistake (a dependency missing from the zip) fails locally with `Runtime.ImportModuleError`
+as it does on AWS. The interpreter is the function's Python version when pyenv has it; otherwise
+the dev interpreter runs it and the function's log says so. A non-Python runtime cannot run here:
+the invocation fails with `InvalidRuntimeException`, naming the runtime.
+
 Why processes (the decision): os.environ, sys.path, sys.modules and sys.stdout are process-wide,
 so handlers sharing the host process could only run one at a time (a Map over Lambda steps was
 serial), and a thread cannot be stopped, so a timed-out handler kept running and printing into
@@ -28,12 +37,16 @@ holds the virtual clock (`clock.holding()`), so virtual time passes at the real 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import importlib.metadata
 import io
 import json
 import logging
 import math
 import os
+import platform
+import re
 import select
 import shutil
 import signal
@@ -46,9 +59,10 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda.models import LambdaFunction
 
 from localaws import clock, tls
@@ -56,6 +70,20 @@ from localaws.patching import patched
 
 _UNPACKED = Path(tempfile.gettempdir()) / "localaws-lambda"
 _WORKER = Path(__file__).with_name("lambda_worker.py")
+# What Lambda's Python runtimes hold besides the standard library (and awslambdaric, which the
+# worker stands in for): the SDK for Python and its dependencies.
+RUNTIME_DISTRIBUTIONS = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "python-dateutil",
+    "six",
+    "urllib3",
+)
+# Bytecode of the runtime's and functions' modules, kept out of their directories (the dev venv
+# is not written to by other Python versions; /var/task is read-only in Lambda).
+_PYCACHE = _UNPACKED.parent / "localaws-lambda-pycache"
 INIT_LIMIT = 10.0  # seconds: Lambda's Init phase limit for on-demand functions
 # Environments running at once; more invocations queue for a while, then run anyway.
 CONCURRENCY = int(os.environ.get("LOCALAWS_LAMBDA_CONCURRENCY", "8"))
@@ -77,6 +105,79 @@ def unpack(code: bytes) -> Path:
         except OSError:  # another thread unpacked it first
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def runtime_directory() -> Path:
+    """A directory holding only the runtime's libraries: links into this venv's site-packages.
+
+    Content-addressed and built once per machine, so its path, and the bytecode cached under
+    that path in `_PYCACHE`, stay the same from one account to the next.
+    """
+    entries = _runtime_entries()
+    digest = hashlib.sha256(json.dumps(sorted(entries.items())).encode()).hexdigest()[:16]
+    target = _UNPACKED.parent / "localaws-lambda-runtime" / digest
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent))
+        for name, source in entries.items():
+            (staging / name).symlink_to(source)
+        try:
+            staging.rename(target)
+        except OSError:  # another process built it first
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+@functools.cache
+def _runtime_entries() -> dict[str, str]:
+    """Each runtime distribution's top-level modules, packages and metadata, by name."""
+    entries = {}
+    for name in RUNTIME_DISTRIBUTIONS:
+        distribution = importlib.metadata.distribution(name)
+        for top in {PurePosixPath(str(f)).parts[0] for f in distribution.files or []}:
+            if top not in ("..", "__pycache__"):  # console scripts; this venv's bytecode
+                entries[top] = str(Path(distribution.locate_file(top)).resolve())
+    return entries
+
+
+class UnsupportedRuntimeError(LambdaClientError):
+    """Invoke's error for a runtime that cannot run (502, as Lambda answers)."""
+
+    code = 502
+
+    def __init__(self, runtime: str) -> None:
+        message = f"The runtime {runtime} is not supported by localaws: it runs Python functions"
+        super().__init__("InvalidRuntimeException", message)
+
+
+def interpreter(runtime: str | None) -> tuple[str, str | None]:
+    """The Python that runs functions of `runtime`, and the log warning when it is another."""
+    version = (runtime or "").removeprefix("python")
+    if version == f"{sys.version_info.major}.{sys.version_info.minor}":
+        return sys.executable, None
+    found = _pyenv_python(version)
+    if found is not None:
+        return found, None
+    return (
+        sys.executable,
+        f"localaws runs {runtime} functions on Python {platform.python_version()}",
+    )
+
+
+@functools.cache
+def _pyenv_python(version: str) -> str | None:
+    """The newest pyenv-installed CPython `version` (e.g. "3.12"), if there is one."""
+    if not re.fullmatch(r"\d+\.\d+", version):
+        return None
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    releases = [p for p in root.glob(f"{version}.*") if re.fullmatch(r"\d+\.\d+\.\d+", p.name)]
+    for release in sorted(
+        releases, key=lambda p: [int(n) for n in p.name.split(".")], reverse=True
+    ):
+        executable = release / "bin" / f"python{version}"
+        if os.access(executable, os.X_OK):
+            return str(executable)
+    return None
 
 
 def function_environment(function: LambdaFunction, endpoint: str | None) -> dict[str, str]:
@@ -113,20 +214,32 @@ def _iso_now() -> str:
 class ExecutionEnvironment:
     """One worker process for one function configuration; runs one invocation at a time."""
 
-    def __init__(self, key: tuple, code_dir: Path, variables: dict[str, str]) -> None:
+    def __init__(
+        self,
+        key: tuple,
+        code_dir: Path,
+        variables: dict[str, str],
+        runtime: str | None = None,
+    ) -> None:
         self.key = key
         self.tmp = tempfile.mkdtemp(prefix="localaws-lambda-tmp-")
         self.stream = f"{clock.now():%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+        python, warning = interpreter(runtime)
+        if warning:
+            self.log.write(f"{warning}\n".encode())
+            self.log.flush()
         variables = {
             **variables,
             "LAMBDA_TASK_ROOT": str(code_dir),
+            "LAMBDA_RUNTIME_DIR": str(runtime_directory()),
             "TMPDIR": self.tmp,
             "AWS_LAMBDA_LOG_STREAM_NAME": self.stream,
         }
         started = time.monotonic()
+        isolated = ["-I", "-S", "-X", f"pycache_prefix={_PYCACHE}"]  # see the module docstring
         self.process = subprocess.Popen(
-            [sys.executable, "-P", str(_WORKER)],
+            [python, *isolated, str(_WORKER)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log,
@@ -225,7 +338,13 @@ class Runtime:
 
     def _key(self, function: LambdaFunction, variables: dict[str, str]) -> tuple:
         digest = hashlib.sha256(json.dumps(variables, sort_keys=True).encode()).hexdigest()
-        return (function.function_arn, function.code_sha_256, function.handler, digest)
+        return (
+            function.function_arn,
+            function.code_sha_256,
+            function.handler,
+            function.run_time,
+            digest,
+        )
 
     def _take(self, function: LambdaFunction) -> ExecutionEnvironment:
         variables = function_environment(function, self.endpoint())
@@ -239,7 +358,8 @@ class Runtime:
         for old in stale:
             old.close()
         if environment is None or not environment.alive:
-            environment = ExecutionEnvironment(key, unpack(function.code_bytes), variables)
+            code = unpack(function.code_bytes)
+            environment = ExecutionEnvironment(key, code, variables, function.run_time)
         with self._lock:
             self._busy.add(environment)
         return environment
@@ -279,6 +399,8 @@ class Runtime:
 
     def invoke(self, function: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
         """(payload, errored, logs), the contract of LambdaFunction._invoke_lambda."""
+        if not (function.run_time or "python").startswith("python"):
+            raise UnsupportedRuntimeError(function.run_time)
         function.logs_backend.ensure_log_group(function.logs_group_name)
         request_id = str(uuid.uuid4())
         queued = self._slots.acquire(timeout=_QUEUE_PATIENCE)

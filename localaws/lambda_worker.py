@@ -1,9 +1,12 @@
 """One Lambda execution environment: a process that runs one function's Python handler.
 
 Started by `lambda_runtime` (never imported by it, and importing nothing from `localaws`), with
-the function's environment variables as its own and its unpacked code first on `sys.path`, as
-the Python runtime does with /var/task. It imports the handler module first (the Init phase) and
-keeps it, and its module state, for every invocation it is sent (warm starts).
+the function's environment variables as its own, on an isolated interpreter (`-I -S`: the
+standard library only), so it imports nothing but the standard library itself. It puts the
+unpacked code (LAMBDA_TASK_ROOT) first on `sys.path`, as the Python runtime does with /var/task,
+then the runtime's libraries (LAMBDA_RUNTIME_DIR: boto3 and its dependencies). It imports the
+handler module first (the Init phase) and keeps it, and its module state, for every invocation
+it is sent (warm starts).
 
 Protocol: one JSON line once the Init phase ends (`{"ready": true}` or `{"error": payload}`), then
 one JSON line per invocation on the control input (stdin when started) and one back on the
@@ -111,7 +114,7 @@ def main() -> None:
     os.dup2(2, 1)  # stdout and stderr: one log, one shared offset
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - the process's stdout
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-    sys.path.insert(0, os.environ["LAMBDA_TASK_ROOT"])
+    sys.path[:0] = [os.environ["LAMBDA_TASK_ROOT"], os.environ["LAMBDA_RUNTIME_DIR"]]
     request_ids = _RequestIdFilter()
     log_handler = logging.StreamHandler(sys.stdout)
     log_handler.setFormatter(logging.Formatter(_LOG_FORMAT, "%Y-%m-%dT%H:%M:%S"))

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import importlib.util
+import io
 import json
 import os
+import site
+import sys
 import tempfile
 import threading
 import time
+import uuid
+import zipfile
 from pathlib import Path
 
+import boto3
+import botocore
+import pytest
+from botocore.config import Config
+
+from localaws import lambda_runtime
 from tests.localaws import functions, machines
-from tests.localaws.fidelity import Behaviour, rows
+from tests.localaws.fidelity import Behaviour, refused, rows
 
 STEP_SOURCE = """
 import os, time
@@ -152,6 +164,88 @@ def _init_errors_have_runtime_error_types(account) -> None:
     assert payload["errorMessage"] == "Handler 'handler' missing on module 'app'"
 
 
+def _undeclared_package_fails_to_import(account) -> None:
+    assert importlib.util.find_spec("pandas") is not None  # installed here, not in the zip
+    function = functions.create(
+        account, "import pandas\ndef handler(event, context):\n    return 1\n"
+    )
+    payload, error = functions.invoke(account, function)
+    assert error == "Unhandled"
+    assert payload["errorType"] == "Runtime.ImportModuleError"
+    assert payload["errorMessage"] == "Unable to import module 'app': No module named 'pandas'"
+
+
+BOTO3_SOURCE = """
+import boto3, botocore
+def handler(event, context):
+    boto3.client("s3").list_buckets()
+    return [boto3.__version__, botocore.__version__]
+"""
+
+
+def _runtime_includes_boto3(account) -> None:
+    (boto3_version, botocore_version), error = functions.invoke(
+        account, functions.create(account, BOTO3_SOURCE)
+    )
+    assert error is None
+    assert [boto3_version, botocore_version] == [boto3.__version__, botocore.__version__]
+
+
+def _zip_of(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def _create_from_zip(account, files: dict[str, str], runtime: str = "python3.12") -> str:
+    return account.client("lambda").create_function(
+        FunctionName=f"f-{uuid.uuid4().hex[:12]}",
+        Runtime=runtime,
+        Role=functions.role(account),
+        Handler="app.handler",
+        Code={"ZipFile": _zip_of(files)},
+    )["FunctionArn"]
+
+
+def _bundled_package_imports(account) -> None:
+    files = {
+        "tinypkg/__init__.py": "from tinypkg.words import GREETING\n",
+        "tinypkg/words.py": "GREETING = 'hello from the zip'\n",
+        "app.py": "import tinypkg\ndef handler(event, context):\n    return tinypkg.GREETING\n",
+    }
+    assert functions.invoke(account, _create_from_zip(account, files)) == (
+        "hello from the zip",
+        None,
+    )
+
+
+SYS_PATH_SOURCE = "import sys\ndef handler(event, context):\n    return sys.path\n"
+
+
+def _sys_path_holds_no_dev_site_packages(account) -> None:
+    path, error = functions.invoke(account, functions.create(account, SYS_PATH_SOURCE))
+    assert error is None
+    dev = [*site.getsitepackages(), site.getusersitepackages(), sys.prefix]
+    assert not [entry for entry in path if any(entry.startswith(d) for d in dev)], path
+    assert not [entry for entry in path if "site-packages" in entry], path
+    assert [Path(entry).parent.name for entry in path[:2]] == [
+        "localaws-lambda",  # the function's unpacked code
+        "localaws-lambda-runtime",  # boto3 and its dependencies
+    ]
+
+
+_PYTHON_PACKAGE = (
+    "https://docs.aws.amazon.com/lambda/latest/dg/python-package.html "
+    "(Runtime dependencies in Python: dependencies other than the SDK go in the .zip or a layer; "
+    "the runtime searches /var/task first, then includes the SDK for Python and its dependencies)"
+)
+_PYTHON_SDK = (
+    "https://docs.aws.amazon.com/lambda/latest/dg/lambda-python.html "
+    "(the code runs in an environment that includes the SDK for Python (Boto3))"
+)
+
 _RUNTIME_PAGE = "https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html"
 _PYTHON_RUNTIME = (
     "https://github.com/aws/aws-lambda-python-runtime-interface-client/blob/main/"
@@ -199,6 +293,20 @@ BEHAVIOURS = [
         f"https://docs.aws.amazon.com/lambda/latest/dg/troubleshooting-deployment.html; {_PYTHON_RUNTIME}",
         _init_errors_have_runtime_error_types,
     ),
+    Behaviour(
+        "lambda-package-missing-from-the-zip-fails-to-import",
+        _PYTHON_PACKAGE,
+        _undeclared_package_fails_to_import,
+    ),
+    Behaviour("lambda-runtime-includes-boto3", _PYTHON_SDK, _runtime_includes_boto3),
+    Behaviour(
+        "lambda-package-bundled-in-the-zip-imports", _PYTHON_PACKAGE, _bundled_package_imports
+    ),
+    Behaviour(
+        "lambda-sys-path-holds-the-code-the-runtime-and-the-standard-library-only",
+        _PYTHON_PACKAGE,
+        _sys_path_holds_no_dev_site_packages,
+    ),
 ]
 
 
@@ -236,3 +344,40 @@ def test_an_invocation_the_state_machine_gave_up_on_leaves_the_host_stdout_alone
     out, _ = capfd.readouterr()
     assert "the host still owns its stdout" in out
     assert "going to sleep" not in out
+
+
+VERSION_SOURCE = "import sys\ndef handler(event, context):\n    return list(sys.version_info[:2])\n"
+
+
+@pytest.mark.parametrize("runtime", ["python3.12", "python3.13"])
+def test_a_function_runs_on_its_runtime_python_when_pyenv_has_it(account, runtime):
+    version = runtime.removeprefix("python")
+    if lambda_runtime.interpreter(runtime)[1] is not None:
+        pytest.skip(f"no Python {version} on this machine")
+    function = _create_from_zip(account, {"app.py": VERSION_SOURCE}, runtime)
+    assert functions.invoke(account, function) == ([int(n) for n in version.split(".")], None)
+
+
+def test_a_function_without_its_python_runs_on_the_dev_one_and_its_log_says_so(
+    account, monkeypatch
+):
+    monkeypatch.setattr(lambda_runtime, "_pyenv_python", lambda version: None)
+    function = _create_from_zip(account, {"app.py": VERSION_SOURCE}, "python3.99")
+    assert functions.invoke(account, function) == (list(sys.version_info[:2]), None)
+    logs = functions.log_text(account, function.rsplit(":", 1)[-1])
+    assert f"localaws runs python3.99 functions on Python {sys.version.split()[0]}" in logs
+
+
+def test_a_non_python_runtime_fails_the_invocation_naming_it(account):
+    function = account.client("lambda").create_function(
+        FunctionName=f"f-{uuid.uuid4().hex[:12]}",
+        Runtime="nodejs20.x",
+        Role=functions.role(account),
+        Handler="index.handler",
+        Code={"ZipFile": _zip_of({"index.mjs": "export const handler = async () => 1;"})},
+    )["FunctionArn"]
+    region = account.client("lambda").meta.region_name
+    once = boto3.client(
+        "lambda", region_name=region, config=Config(retries={"total_max_attempts": 1})
+    )
+    refused(lambda: once.invoke(FunctionName=function), "InvalidRuntimeException", "nodejs20.x")
