@@ -4,7 +4,8 @@ Gap closed: fault injection (throttling, a failed solution version, a failed or 
 virtual clock were reachable only in-process (`LocalAccount()`), so an end-to-end run through the
 real CDK CLI against `python -m localaws serve` could not be made to fail on purpose. The server
 answers `POST /moto-api/localaws/call` with `{"target": ..., "method": ..., "args": {...}}`, and
-calls that public method of the target; the CLI posts it.
+calls that method of the target if a caller may (`CALLABLE`: the clock only advances and tells
+the time); the CLI posts it.
 
     python -m localaws faults personalize throttle calls=2
     python -m localaws faults personalize fail_next_solution_version reason="out of capacity"
@@ -27,6 +28,13 @@ from localaws import clock
 PATH = "/moto-api/localaws/call"
 
 
+# What a caller over HTTP may run on each target. The clock's other methods (close, sleep,
+# holding, wait_for) belong to the process that owns it: run remotely they would stop time or
+# block the server's request thread. A target not listed here offers its public methods (the
+# fault tables, which exist only to be armed from outside).
+CALLABLE = {"clock": ("advance", "time", "now")}
+
+
 def _targets() -> dict[str, Callable[[], Any]]:
     from localaws import personalize, sagemaker
 
@@ -39,18 +47,23 @@ def _targets() -> dict[str, Callable[[], Any]]:
     return targets
 
 
+def _callable_names(target: str, obj: Any) -> list[str]:
+    public = [n for n in dir(type(obj)) if not n.startswith("_") and callable(getattr(obj, n))]
+    allowed = CALLABLE.get(target)
+    return public if allowed is None else [n for n in public if n in allowed]
+
+
 def methods(target: str) -> dict[str, str]:
-    """The public methods of a target, with the first line of their docstrings."""
+    """The methods a caller may run on a target, with the first line of their docstrings."""
     obj = _targets()[target]()
     return {
         name: (getattr(obj, name).__doc__ or "").strip().split("\n")[0]
-        for name in dir(type(obj))
-        if not name.startswith("_") and callable(getattr(obj, name))
+        for name in _callable_names(target, obj)
     }
 
 
 def call(target: str, method: str, args: dict[str, Any]) -> Any:
-    """Call a public method of a fault/clock target; ValueError naming what exists otherwise."""
+    """Call an allowed method of a fault/clock target; ValueError naming what exists otherwise."""
     targets = _targets()
     if target not in targets:
         raise ValueError(f"unknown target {target!r}; one of {sorted(targets)}")

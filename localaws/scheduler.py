@@ -52,12 +52,12 @@ from localaws import clock, lambda_runtime
 from localaws.events import assumable_by
 from localaws.patching import patched
 from localaws.schedule_expressions import At, InvalidExpressionError, Rate, parse, zone
+from localaws.sfn_services import boto_service_name
 
 LOG = logging.getLogger("localaws.scheduler")
 SCHEDULER_PRINCIPAL = "scheduler.amazonaws.com"
 POLL = 0.05  # real seconds between looks at the clock
 CATCH_UP = 1000  # occurrences fired at most per look (a jump of a year over rate(1 minute))
-_SDK_SERVICES = {"sfn": "stepfunctions"}
 
 
 # --- when ------------------------------------------------------------------------------------------
@@ -149,7 +149,7 @@ def _universal(service: str, action: str, text: str, region: str) -> None:
     if runtime is None:
         raise RuntimeError("universal targets need the local account's endpoint")
     client = boto3.client(
-        _SDK_SERVICES.get(service, service),
+        boto_service_name(service),
         region_name=region,
         endpoint_url=runtime.endpoint(),
         aws_access_key_id="localaws",

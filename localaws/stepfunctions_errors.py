@@ -73,44 +73,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task im
 from moto.stepfunctions.parser.asl.eval.callback.callback import HeartbeatTimeoutError
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
+from localaws.sfn_services import BOTO_NAMES, boto_service_name, error_prefix
+
 _MODELS = botocore.session.get_session()
-
-# Resource service name (arn:aws:states:::aws-sdk:<name>:...) -> (botocore service, error prefix),
-# for the services this product calls; prefixes from the "exception prefix" column of
-# supported-services-awssdk.html. Any other service: botocore name as written, prefix capitalised.
-AWS_SDK_SERVICES: dict[str, tuple[str, str]] = {
-    "personalize": ("personalize", "Personalize"),
-    "personalizeruntime": ("personalize-runtime", "PersonalizeRuntime"),
-    "personalizeevents": ("personalize-events", "PersonalizeEvents"),
-    "sagemaker": ("sagemaker", "SageMaker"),
-    "s3": ("s3", "S3"),
-    "sfn": ("stepfunctions", "Sfn"),
-    "lambda": ("lambda", "Lambda"),
-    "eventbridge": ("events", "EventBridge"),
-    "scheduler": ("scheduler", "Scheduler"),
-    "cloudwatchlogs": ("logs", "CloudWatchLogs"),
-    "sns": ("sns", "Sns"),
-    "sqs": ("sqs", "Sqs"),
-    "dynamodb": ("dynamodb", "DynamoDb"),
-    "iam": ("iam", "Iam"),
-    "ssm": ("ssm", "Ssm"),
-    "cloudformation": ("cloudformation", "CloudFormation"),
-}
-# Step Functions' own name for its optimized resources (arn:aws:states:::states:startExecution).
-_BOTO_NAMES = {name: boto for name, (boto, _) in AWS_SDK_SERVICES.items()} | {
-    "states": "stepfunctions"
-}
-
-
-def boto_service_name(resource_service: str) -> str:
-    """The botocore service an aws-sdk resource's service name stands for."""
-    return _BOTO_NAMES.get(resource_service.lower(), resource_service)
-
-
-def error_prefix(resource_service: str) -> str:
-    """The `ServiceName` part of `ServiceName.ErrorName` for an aws-sdk resource's service."""
-    known = AWS_SDK_SERVICES.get(resource_service.lower())
-    return known[1] if known else resource_service[:1].upper() + resource_service[1:]
 
 
 def modelled_error(boto_service: str, code: str) -> str | None:
@@ -295,7 +260,7 @@ def _api_error_codes() -> list[tuple[type, str, object]]:
 
 PATCHES = [
     (StateTaskServiceAwsSdk, "_from_error", _aws_sdk_from_error),
-    (StateTaskService, "_SERVICE_NAME_SFN_TO_BOTO_OVERRIDES", _BOTO_NAMES),
+    (StateTaskService, "_SERVICE_NAME_SFN_TO_BOTO_OVERRIDES", BOTO_NAMES),
     (error_equals_decl.ErrorEqualsDecl, "_eval_body", _error_equals),
     (StateTask, "_from_error", _task_from_error),
     (StateChoice, "_eval_state", _choice_eval_state),

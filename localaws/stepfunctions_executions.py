@@ -15,6 +15,10 @@ Gaps closed (moto 5.2.5):
   https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html. The stream is
   `states/<state machine name>/<execution name>` (local choice: AWS names streams itself).
 - A state machine created by CloudFormation lost its `LoggingConfiguration`.
+- CloudFormation created (or updated) a state machine whose definition CreateStateMachine refuses:
+  the resource handler makes the same API call, so it fails with the same `InvalidDefinition`
+  (localaws.rules.stepfunctions) and the stack rolls back.
+  https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-stepfunctions-statemachine.html
 - `DescribeExecution` of a TIMED_OUT execution had no `stopDate` ("if the execution ended, the
   date the execution stopped": https://docs.aws.amazon.com/step-functions/latest/apireference/API_DescribeExecution.html).
 """
@@ -31,6 +35,7 @@ from moto.logs.exceptions import ResourceNotFoundException
 from moto.logs.models import logs_backends
 from moto.stepfunctions.exceptions import InvalidToken
 from moto.stepfunctions.models import StateMachine
+from moto.stepfunctions.parser.api import InvalidDefinition
 from moto.stepfunctions.parser.asl.eval.event.logging import (
     CloudWatchLoggingConfiguration,
     CloudWatchLoggingSession,
@@ -38,6 +43,8 @@ from moto.stepfunctions.parser.asl.eval.event.logging import (
 )
 from moto.stepfunctions.parser.backend.execution import Execution
 from moto.stepfunctions.responses import StepFunctionResponse
+
+from localaws.rules.stepfunctions import invalid_definition
 
 DEFAULT_PAGE = 100
 
@@ -165,7 +172,29 @@ def _start(self: Execution) -> None:
 _original_start = Execution.start
 
 
+def _template_definition(properties: dict) -> str | None:
+    """The definition a template gives, substitutions applied (None if it gives none here)."""
+    if isinstance(properties.get("DefinitionString"), str):
+        text = properties["DefinitionString"]
+    elif isinstance(properties.get("Definition"), dict):
+        text = json.dumps(properties["Definition"])
+    else:
+        return None  # DefinitionS3Location: not read by moto either
+    for key, value in (properties.get("DefinitionSubstitutions") or {}).items():
+        text = text.replace("${" + key + "}", str(value))
+    return text
+
+
+def _check_template_definition(cloudformation_json: dict) -> None:
+    """The resource handler calls CreateStateMachine/UpdateStateMachine: the same refusal."""
+    definition = _template_definition(cloudformation_json.get("Properties") or {})
+    failure = invalid_definition(definition) if definition is not None else None
+    if failure is not None:
+        raise InvalidDefinition(failure.message)
+
+
 def _from_cloudformation(cls, resource_name, cloudformation_json, account_id, region_name, **kw):
+    _check_template_definition(cloudformation_json)
     machine = _original_from_cloudformation.__func__(
         cls, resource_name, cloudformation_json, account_id, region_name, **kw
     )
@@ -177,9 +206,26 @@ def _from_cloudformation(cls, resource_name, cloudformation_json, account_id, re
 
 _original_from_cloudformation = StateMachine.create_from_cloudformation_json
 
+
+def _update_from_cloudformation(
+    cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name
+):
+    _check_template_definition(cloudformation_json)
+    return _original_update_from_cloudformation.__func__(
+        cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name
+    )
+
+
+_original_update_from_cloudformation = StateMachine.update_from_cloudformation_json
+
 PATCHES = [
     (StepFunctionResponse, "get_execution_history", _get_execution_history),
     (StepFunctionResponse, "describe_execution", _describe_execution),
     (Execution, "start", _start),
     (StateMachine, "create_from_cloudformation_json", classmethod(_from_cloudformation)),
+    (
+        StateMachine,
+        "update_from_cloudformation_json",
+        classmethod(_update_from_cloudformation),
+    ),
 ]

@@ -23,7 +23,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
     StateTaskServiceAwsSdk,
 )
 
-from localaws.stepfunctions_errors import boto_service_name
+from localaws.sfn_services import boto_service_name
 
 _MODELS = botocore.session.get_session()
 

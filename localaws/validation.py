@@ -14,9 +14,10 @@ error the service returns for a bad request (`SERVICE_ERRORS`), worded as AWS wo
 Then the service rules the model does not carry run (`localaws.rules`: one declarative table per
 rule, each with its AWS documentation page). An invalid `nextToken` is refused with the error the
 operation declares (moto's paginator ignores it for Logs and EventBridge). Responses are checked
-against the output shape (required members, types) when `CHECK_RESPONSES` is on, which the local
-account turns on in tests: a gap in an emulated response fails loudly instead of surfacing in the
-product's code. Personalize, which localaws serves itself, calls `check_request` directly.
+against the output shape (required members, types, enum values) when `CHECK_RESPONSES` is on,
+which the local account turns on in tests: a gap in an emulated response fails loudly instead of
+surfacing in the product's code. Personalize, which localaws serves itself, calls
+`check_request` directly.
 """
 
 from __future__ import annotations
@@ -61,15 +62,6 @@ TYPE_ERROR = "SerializationException"
 MODEL_EXCEPTIONS: dict[tuple[str, str], str] = {}
 # Java's way of writing "any supplementary character" inside a class, as surrogate pairs.
 _JAVA_PATTERN_FIXES = {r"\uD800\uDC00-\uDBFF\uDFFF": r"\U00010000-\U0010FFFF"}
-
-# Gaps in moto's responses that another localaws module owns, each with who fixes it:
-# (service, operation, member path) -> why it is not reported (yet).
-KNOWN_RESPONSE_GAPS: dict[tuple[str, str, str], str] = {
-    ("sagemaker", "DescribeProcessingJob", "ProcessingResources"): (
-        "moto 5.2.5's FakeProcessingJob drops the request's ProcessingResources; "
-        "localaws/sagemaker.py (processing jobs) is where it is kept"
-    ),
-}
 
 CHECK_RESPONSES = False  # turned on by LocalAccount, so every test checks every response
 
@@ -154,20 +146,30 @@ def _type_ok(shape: Shape, value: Any) -> bool:
     return True
 
 
+def _enum_errors(shape: Shape, value: Any, path: str) -> list[str]:
+    """A string outside its enum: what requests and responses are both held to."""
+    if shape.type_name != "string" or not shape.enum or not isinstance(value, str):
+        return []
+    if value in shape.enum:
+        return []
+    return [_violation(value, path, f"satisfy enum value set: [{', '.join(shape.enum)}]")]
+
+
 def _constraints(service: str, shape: Shape, value: Any, path: str) -> list[str]:
     """The value's own constraints: pattern, enum, lengths or sizes, and value ranges."""
     if (service, shape.name) in MODEL_EXCEPTIONS:
         return []
     meta, errors = shape.metadata, []
-    if isinstance(value, str) and shape.type_name == "string":
-        if "pattern" in meta and not _pattern(meta["pattern"]).fullmatch(value):
-            errors.append(
-                _violation(value, path, f"satisfy regular expression pattern: {meta['pattern']}")
-            )
-        if shape.enum and value not in shape.enum:
-            errors.append(
-                _violation(value, path, f"satisfy enum value set: [{', '.join(shape.enum)}]")
-            )
+    if (
+        isinstance(value, str)
+        and shape.type_name == "string"
+        and "pattern" in meta
+        and not _pattern(meta["pattern"]).fullmatch(value)
+    ):
+        errors.append(
+            _violation(value, path, f"satisfy regular expression pattern: {meta['pattern']}")
+        )
+    errors += _enum_errors(shape, value, path)
     if isinstance(value, str | list | dict):
         size = len(value)
         noun = "length"
@@ -243,11 +245,13 @@ def check_request(request: Request, params: dict) -> None:
 
 
 def response_errors(shape: Shape, value: Any, path: str = "") -> list[str]:
-    """Missing required members and wrongly typed values of a response, by path."""
+    """Missing required members, wrongly typed values and strings outside their enum in a
+    response, by path. Not patterns: botocore's output shapes share request shapes whose
+    patterns do not fit (Personalize's `Arn` pattern on the IAM `roleArn` it returns)."""
     where = path or "(response)"
     if not _type_ok(shape, value):
         return [f"{where}: {type(value).__name__} where the model has {shape.type_name}"]
-    errors = []
+    errors = [f"{where}: {e}" for e in _enum_errors(shape, value, where)]
     if isinstance(shape, StructureShape):
         for name in shape.required_members:
             if value.get(name) is None and _in_body(shape.members[name]):
@@ -262,6 +266,7 @@ def response_errors(shape: Shape, value: Any, path: str = "") -> list[str]:
             errors += response_errors(shape.member, item, f"{path}[{index}]")
     elif isinstance(shape, MapShape):
         for key, item in value.items():
+            errors += response_errors(shape.key, key, f"{path}[{key!r}] (key)")
             errors += response_errors(shape.value, item, f"{path}[{key!r}]")
     return errors
 
@@ -291,11 +296,7 @@ def check_response(service: str, operation: str, body: dict) -> None:
     shape = service_model(service).operation_model(operation).output_shape
     if shape is None:
         return
-    errors = [
-        e
-        for e in response_errors(shape, body)
-        if (service, operation, e.split(":")[0]) not in KNOWN_RESPONSE_GAPS
-    ]
+    errors = response_errors(shape, body)
     if errors:
         raise ResponseShapeError(f"{service}.{operation} response: " + "; ".join(errors))
 

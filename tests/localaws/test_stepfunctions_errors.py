@@ -105,7 +105,7 @@ def states_all_does_not_catch_states_runtime(account):
     for catcher in ("States.ALL", "States.Runtime"):  # "will always cause the execution to fail"
         state = task(
             "arn:aws:states:::aws-sdk:s3:listBuckets",
-            {"X.$": "$.missing"},
+            {"Prefix.$": "$.missing"},  # a field ListBuckets has; the path is what fails
             Catch=caught(catcher),
             Next="Caught",
         )
@@ -138,7 +138,7 @@ def jsonata_error_is_query_evaluation_error_and_catchable(account):
             "Try": {
                 "Type": "Task",
                 "Resource": "arn:aws:states:::aws-sdk:s3:listBuckets",
-                "Arguments": {"X": "{% $number('not a number') %}"},
+                "Arguments": {"Prefix": "{% $number('not a number') %}"},
                 "Catch": [{"ErrorEquals": ["States.QueryEvaluationError"], "Next": "Caught"}],
                 "End": True,
             },

@@ -13,6 +13,7 @@ from moto import mock_aws
 from localaws import validation
 from localaws.rules import all_rules
 from recops import images
+from tests.localaws.cfn import resource_events, settled
 from tests.localaws.fidelity import Behaviour, refused, rows, until
 
 ROLE = "arn:aws:iam::123456789012:role/localaws-validation"
@@ -36,6 +37,11 @@ PASS = {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}
 PERSONALIZE_API = "https://docs.aws.amazon.com/personalize/latest/dg/API_{}.html"
 SAGEMAKER_API = "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_{}.html"
 SFN_API = "https://docs.aws.amazon.com/step-functions/latest/apireference/API_{}.html"
+CFN_STATE_MACHINE = (
+    "https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/"
+    "aws-resource-stepfunctions-statemachine.html"
+)
+SFN_SAGEMAKER = "https://docs.aws.amazon.com/step-functions/latest/dg/connect-sagemaker.html"
 
 
 def _active_group(account, name: str) -> str:
@@ -410,6 +416,88 @@ def _update_with_invalid_definition(account):
     )
 
 
+def _task(resource: str, **request) -> dict:
+    return {
+        "StartAt": "T",
+        "States": {"T": {"Type": "Task", "Resource": resource, **request, "End": True}},
+    }
+
+
+def _misspelt_integration_field(account):
+    training = _task(
+        "arn:aws:states:::sagemaker:createTrainingJob.sync",
+        Parameters={"TrainingJobName.$": "$.name", "HyperParameterz": {}, "RoleArn": ROLE},
+    )
+    refused(
+        lambda: _create(account, training),
+        "InvalidDefinition",
+        'SCHEMA_VALIDATION_FAILED: The field "HyperParameterz" is not supported by Step '
+        "Functions at /States/T/Parameters",
+    )
+    sdk = _task(  # aws-sdk fields are PascalCase even where the API is camelCase
+        "arn:aws:states:::aws-sdk:personalize:createDatasetGroup", Parameters={"name": "g"}
+    )
+    refused(lambda: _create(account, sdk), "InvalidDefinition", 'The field "name"')
+    jsonata = {
+        **_task("arn:aws:states:::states:startExecution", Arguments={"StateMachineArnn": "x"}),
+        "QueryLanguage": "JSONata",
+    }
+    refused(
+        lambda: _create(account, jsonata),
+        "InvalidDefinition",
+        'The field "StateMachineArnn" is not supported by Step Functions at /States/T/Arguments',
+    )
+    accepted = _task(
+        "arn:aws:states:::states:startExecution.sync:2",
+        Parameters={
+            "StateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:c",
+            "Input.$": "$",
+            "Name.$": "$.name",
+        },
+    )
+    _create(account, accepted, name="well-formed")
+
+
+def _stack_with_definition(cloudformation, stack: str, definition: dict, update: bool = False):
+    body = json.dumps(
+        {
+            "Resources": {
+                "Machine": {
+                    "Type": "AWS::StepFunctions::StateMachine",
+                    "Properties": {"DefinitionString": json.dumps(definition), "RoleArn": ROLE},
+                }
+            }
+        }
+    )
+    operation = cloudformation.update_stack if update else cloudformation.create_stack
+    operation(StackName=stack, TemplateBody=body)
+    return settled(cloudformation, stack)
+
+
+def _cloudformation_checks_the_definition(account):
+    cloudformation = account.client("cloudformation")
+    created = _stack_with_definition(cloudformation, "bad-machine", {**PASS, "StartAt": "Nope"})
+    assert created["StackStatus"] == "ROLLBACK_COMPLETE", created["StackStatus"]
+    failed = [e for e in resource_events(cloudformation, "bad-machine") if e[1] == "CREATE_FAILED"]
+    assert [e[0] for e in failed] == ["Machine"], failed
+    assert "Invalid State Machine Definition" in failed[0][2], failed
+    assert "MISSING_TRANSITION_TARGET: Missing 'Next' target: Nope at /StartAt" in failed[0][2]
+    good = _stack_with_definition(cloudformation, "machine", PASS)
+    assert good["StackStatus"] == "CREATE_COMPLETE", good.get("StackStatusReason")
+    updated = _stack_with_definition(
+        cloudformation, "machine", {**PASS, "StartAt": "Gone"}, update=True
+    )
+    assert updated["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE", updated["StackStatus"]
+    failed = [e for e in resource_events(cloudformation, "machine") if e[1] == "UPDATE_FAILED"]
+    assert [e[0] for e in failed] == ["Machine"], failed
+    assert "Missing 'Next' target: Gone" in failed[0][2], failed
+    (machine,) = account.client("stepfunctions").list_state_machines()["stateMachines"]
+    described = account.client("stepfunctions").describe_state_machine(
+        stateMachineArn=machine["stateMachineArn"]
+    )
+    assert json.loads(described["definition"]) == PASS
+
+
 # --- EventBridge, Scheduler, Logs ---------------------------------------------------------------
 
 
@@ -565,6 +653,12 @@ STEP_FUNCTIONS = [
         SFN_API.format("UpdateStateMachine"),
         _update_with_invalid_definition,
     ),
+    Behaviour("sfn-integration-fields-exist", SFN_SAGEMAKER, _misspelt_integration_field),
+    Behaviour(
+        "cfn-state-machine-definition-checked",
+        CFN_STATE_MACHINE,
+        _cloudformation_checks_the_definition,
+    ),
 ]
 OTHERS = [
     Behaviour(
@@ -636,6 +730,25 @@ def test_a_response_that_lacks_a_required_member_fails_loudly():
         validation.check_response(
             "personalize", "DescribeCampaign", {"campaign": {"minProvisionedTPS": "1"}}
         )
+
+
+def test_a_response_value_outside_its_enum_fails_loudly():
+    described = {
+        "TrainingJobName": "j",
+        "TrainingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/j",
+        "TrainingJobStatus": "Completed",
+        "SecondaryStatus": "Sleeping",
+        "AlgorithmSpecification": {"TrainingInputMode": "File"},
+        "ModelArtifacts": {"S3ModelArtifacts": "s3://b/k"},
+        "ResourceConfig": {"VolumeSizeInGB": 1},
+        "StoppingCondition": {},
+        "CreationTime": 0,
+    }
+    with pytest.raises(validation.ResponseShapeError, match="SecondaryStatus: Value 'Sleeping'"):
+        validation.check_response("sagemaker", "DescribeTrainingJob", described)
+    validation.check_response(
+        "sagemaker", "DescribeTrainingJob", {**described, "SecondaryStatus": "Completed"}
+    )
 
 
 def test_every_rule_names_its_aws_page():
