@@ -113,9 +113,10 @@ def an_import_from_a_missing_bucket_fails_the_job(account) -> None:
     assert "s3://no-such-bucket/interactions.csv" in described["failureReason"]
 
 
-def recommendations_need_the_id_the_recipe_takes(account) -> None:
-    p, runtime = account.client("personalize"), account.client("personalize-runtime")
-    group, *_ = _group_with_interactions(account, _synthetic_csv(), name="rt")
+def _serving_campaign(account, name: str) -> tuple[str, str, str]:
+    """A popularity solution, its trained version and an ACTIVE campaign on it (ARNs)."""
+    p = account.client("personalize")
+    group, *_ = _group_with_interactions(account, _synthetic_csv(), name=name)
     solution = p.create_solution(
         name="s",
         datasetGroupArn=group,
@@ -126,6 +127,12 @@ def recommendations_need_the_id_the_recipe_takes(account) -> None:
     account.clock.advance(2 * 3600)
     campaign = p.create_campaign(name="c", solutionVersionArn=version)["campaignArn"]
     account.clock.advance(3600)
+    return solution, version, campaign
+
+
+def recommendations_need_the_id_the_recipe_takes(account) -> None:
+    runtime = account.client("personalize-runtime")
+    _, _, campaign = _serving_campaign(account, "rt")
     refused(
         lambda: runtime.get_recommendations(campaignArn=campaign, itemId="1"),
         "InvalidInputException",
@@ -214,17 +221,7 @@ def test_the_fault_cli_lists_what_it_offers(server, capsys):
 
 def campaign_updates_have_their_own_lifecycle(account) -> None:
     p = account.client("personalize")
-    group, *_ = _group_with_interactions(account, _synthetic_csv(), name="upd")
-    solution = p.create_solution(
-        name="s",
-        datasetGroupArn=group,
-        recipeArn="arn:aws:personalize:::recipe/aws-popularity-count",
-    )["solutionArn"]
-    account.clock.advance(60)
-    first = p.create_solution_version(solutionArn=solution)["solutionVersionArn"]
-    account.clock.advance(2 * 3600)
-    campaign = p.create_campaign(name="c", solutionVersionArn=first)["campaignArn"]
-    account.clock.advance(3600)
+    solution, first, campaign = _serving_campaign(account, "upd")
     second = p.create_solution_version(solutionArn=solution)["solutionVersionArn"]
     refused(
         lambda: p.update_campaign(campaignArn=campaign, solutionVersionArn=second),
