@@ -27,6 +27,9 @@ A short real grace period (GRACE seconds with no new sleeper and no hold) lets t
 start together all go to sleep before the clock jumps. Tests that create resources outside a
 state machine move time themselves with `advance(seconds)`.
 
+Things that happen at a time without anyone waiting for them (a schedule's next run) set an
+`alarm`: it never makes the clock jump, but a jump stops at it and rings it first.
+
 For integrators (Step Functions, Lambda, jobs, schedules): a thread that runs an execution's
 logic (the execution itself, a Map iteration, a Parallel branch, a task's worker) runs under
 `holding()` from start to end, and waits only through this module: `sleep`/`sleep_until` for
@@ -44,7 +47,7 @@ import heapq
 import itertools
 import threading
 import time as _time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 GRACE = 0.02  # real seconds of quiet before the clock jumps to the next wake-up
@@ -60,6 +63,7 @@ class Clock:
         self._sleepers: list[tuple[float, int]] = []  # (wake-up, ticket), a heap
         self._tickets = itertools.count()
         self._holds: list[_Hold] = []
+        self._alarms: list[tuple[float, int, Callable[[], None]]] = []  # a heap
         self._asleep: set[int] = set()  # thread ids inside sleep_until
         self._quiet_since = _time.monotonic()
         self._closed = False
@@ -149,6 +153,21 @@ class Clock:
             self._holds.remove(hold)
             self._touch()
 
+    def alarm(self, when: float, callback: Callable[[], None]) -> None:
+        """Call `callback` once virtual time reaches `when`, in a thread that holds the clock.
+
+        An alarm never makes the clock jump by itself (an idle account ages in real time), but
+        no jump passes it: a jump stops at the alarm, rings it, and goes on once its work is
+        done. Schedules use it to fire on time even when a waiter's jump would skip them."""
+        with self._cond:
+            heapq.heappush(self._alarms, (float(when), next(self._tickets), callback))
+            self._touch()
+
+    def _ring_due(self) -> None:
+        while self._alarms and self._alarms[0][0] <= self.time():
+            _, _, callback = heapq.heappop(self._alarms)
+            HoldingThread(target=callback, name="localaws-alarm", daemon=True).start()
+
     def advance(self, seconds: float) -> None:
         """Move time forward by hand (tests; a user of the server who wants to skip ahead)."""
         with self._cond:
@@ -171,13 +190,18 @@ class Clock:
         with self._cond:
             while not self._closed:
                 self._cond.wait(timeout=self.grace)
+                self._ring_due()
                 if not self._sleepers or self._holders():
                     continue
                 if _time.monotonic() - self._quiet_since < self.grace:
                     continue
-                gap = self._sleepers[0][0] - self.time()
+                target = self._sleepers[0][0]
+                if self._alarms and self._alarms[0][0] < target:
+                    target = self._alarms[0][0]  # stop at the alarm: it rings before going on
+                gap = target - self.time()
                 if gap > 0:
                     self._offset += gap
+                self._ring_due()
                 self._touch()
 
 
@@ -261,6 +285,10 @@ def holding() -> contextlib.AbstractContextManager:
 
 def advance(seconds: float) -> None:
     _CLOCK.advance(seconds)
+
+
+def alarm(when: float, callback: Callable[[], None]) -> None:
+    _CLOCK.alarm(when, callback)
 
 
 # --- how long things take ----------------------------------------------------------------------------

@@ -25,7 +25,8 @@ time is moved by those who wait (clock.py, rule 2) or by hand (`clock.advance`);
 an observer that fires every occurrence the clock has passed, in order, within POLL real
 seconds. Were a schedule a sleeper, an idle account holding a `rate(5 minutes)` schedule would
 race through virtual days (each jump firing the next occurrence), breaking rule 1: left alone,
-the account ages at the speed of the real world.
+the account ages at the speed of the real world. Each schedule's next run is a clock `alarm`:
+no jump passes it, so a schedule fires on time even when a waiter's jump would skip it.
 """
 
 from __future__ import annotations
@@ -178,6 +179,7 @@ class _Plan:
 
     after: float
     next: float | None
+    alarm: float | None = None  # the occurrence the clock has an alarm for
 
 
 class Dispatcher:
@@ -185,6 +187,7 @@ class Dispatcher:
 
     def __init__(self) -> None:
         self._plans: dict[tuple[str, float], _Plan] = {}  # (arn, armed at) -> progress
+        self._lock = threading.RLock()  # a tick from the poll thread or from a clock alarm
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="localaws-scheduler", daemon=True)
 
@@ -195,6 +198,12 @@ class Dispatcher:
         self._stop.set()
         self._thread.join(5)
 
+    def _ring(self) -> None:
+        try:
+            self.tick(clock.time())
+        except Exception:  # never let one bad schedule stop every other
+            LOG.exception("scheduler tick failed")
+
     def _run(self) -> None:
         while not self._stop.wait(POLL):
             try:
@@ -204,6 +213,10 @@ class Dispatcher:
 
     def tick(self, now: float) -> None:
         """Fire every occurrence up to `now` of every ENABLED schedule, each schedule in order."""
+        with self._lock:
+            self._tick(now)
+
+    def _tick(self, now: float) -> None:
         seen = set()
         for account_id, backend in _backends():
             for group in list(backend.schedule_groups.values()):
@@ -228,6 +241,9 @@ class Dispatcher:
             plan.after, plan.next = plan.next, next_occurrence(schedule, plan.next)
         if due:
             clock.HoldingThread(target=_fire, args=(schedule, account_id, due), daemon=True).start()
+        if plan.next is not None and plan.alarm != plan.next:
+            plan.alarm = plan.next  # no clock jump passes the next run: it fires on time
+            clock.alarm(plan.next + flexible_delay(schedule, plan.next), self._ring)
         completed = plan.next is None and group.schedules.get(schedule.name) is schedule
         if completed and schedule.action_after_completion == "DELETE":
             backend.delete_schedule(group.name, schedule.name)

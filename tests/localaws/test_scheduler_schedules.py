@@ -280,7 +280,23 @@ def _cloudformation_creates_schedules_that_fire(account) -> None:
     assert scheduler.list_schedules(GroupName=outputs["Group"])["Schedules"] == []
 
 
+def _fires_on_time_when_a_wait_jumps_past_it(account) -> None:
+    machine = machines.create(account, PASS_MACHINE)
+    when = virtual_now(account) + datetime.timedelta(minutes=30)
+    schedule(account, at(when), {"Arn": machine, "RoleArn": scheduler_role(account)})
+    settle()
+    account.clock.sleep(3600)  # a waiter whose wake-up lies past the schedule's time
+    settle()
+    (started,) = [e["startDate"] for e in executions(account, machine)]
+    assert abs((started - when).total_seconds()) < 60, (started, when)
+
+
 BEHAVIOURS = [
+    Behaviour(
+        "scheduler-fires-on-time-when-time-jumps-past-it",
+        f"{TYPES_PAGE} (one-time schedules run at the date and time given)",
+        _fires_on_time_when_a_wait_jumps_past_it,
+    ),
     Behaviour(
         "scheduler-invalid-expressions-refused",
         f"{TYPES_PAGE}; https://docs.aws.amazon.com/scheduler/latest/APIReference/"
