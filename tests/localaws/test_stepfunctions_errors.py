@@ -201,30 +201,28 @@ def refused_jsonata_definition_leaves_the_parser_usable(account):
     assert _error_output(run(account, nested)) == [{}, {}]  # scopes of nested programs too
 
 
-def heartbeat_expiry_is_heartbeat_timeout(account):
+def _heartbeat_expiry_caught_by(account, catcher: str) -> str:
+    """The error a task that misses its heartbeat raises, as a catcher on `catcher` sees it."""
     queue = account.client("sqs").create_queue(QueueName="tokens")["QueueUrl"]
     state = task(
         "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
         {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token"}},
         HeartbeatSeconds=1,
         TimeoutSeconds=30,
-        Catch=caught("States.HeartbeatTimeout"),
+        Catch=caught(catcher),
         Next="Caught",
     )
-    assert _error_output(run(account, with_catcher(state)))["Error"] == "States.HeartbeatTimeout"
+    return _error_output(run(account, with_catcher(state)))["Error"]
+
+
+def heartbeat_expiry_is_heartbeat_timeout(account):
+    assert _heartbeat_expiry_caught_by(account, "States.HeartbeatTimeout") == (
+        "States.HeartbeatTimeout"
+    )
 
 
 def heartbeat_expiry_is_also_a_states_timeout(account):
-    queue = account.client("sqs").create_queue(QueueName="tokens")["QueueUrl"]
-    state = task(
-        "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-        {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token"}},
-        HeartbeatSeconds=1,
-        TimeoutSeconds=30,
-        Catch=caught("States.Timeout"),
-        Next="Caught",
-    )
-    assert _error_output(run(account, with_catcher(state)))["Error"] == "States.HeartbeatTimeout"
+    assert _heartbeat_expiry_caught_by(account, "States.Timeout") == "States.HeartbeatTimeout"
 
 
 @rows(

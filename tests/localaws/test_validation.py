@@ -15,23 +15,14 @@ from localaws.rules import all_rules
 from recops import images
 from tests.localaws.cfn import resource_events, settled
 from tests.localaws.fidelity import Behaviour, refused, rows, until
+from tests.test_localaws_personalize import SCHEMA
 
 ROLE = "arn:aws:iam::123456789012:role/localaws-validation"
 REGION = "us-east-1"
 FM = images.image_uri("factorization-machines", REGION)
 KNN = images.image_uri("knn", REGION)
 SKLEARN = images.image_uri("sagemaker-scikit-learn", REGION, "1.2-1")
-INTERACTIONS = {
-    "type": "record",
-    "name": "Interactions",
-    "namespace": "com.amazonaws.personalize.schema",
-    "fields": [
-        {"name": "USER_ID", "type": "string"},
-        {"name": "ITEM_ID", "type": "string"},
-        {"name": "TIMESTAMP", "type": "long"},
-    ],
-    "version": "1.0",
-}
+INTERACTIONS = json.loads(SCHEMA)  # the suite's one Interactions schema
 PASS = {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}
 
 PERSONALIZE_API = "https://docs.aws.amazon.com/personalize/latest/dg/API_{}.html"
