@@ -14,7 +14,7 @@ import pytest
 
 from localaws import tls
 from tests.localaws import cfn
-from tests.localaws.fidelity import Behaviour, refused, rows
+from tests.localaws.fidelity import Behaviour, refused, rows, until
 
 GUIDE = "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide"
 LAMBDA = "https://docs.aws.amazon.com/lambda/latest/dg/services-cloudformation.html"
@@ -323,8 +323,19 @@ def a_state_machine_answers_after_the_handler_returned(account) -> None:
     assert stack["Outputs"][0]["OutputValue"] == "state machine"
     client.delete_stack(StackName=stack_id)
     assert cfn.settled(client, stack_id)["StackStatus"] == "DELETE_COMPLETE"
-    executions = account.client("stepfunctions").list_executions(stateMachineArn=machine)
-    assert sorted(e["status"] for e in executions["executions"]) == ["SUCCEEDED", "SUCCEEDED"]
+    # The answer reaches CloudFormation before the Lambda's return reaches the execution,
+    # on AWS too: the stack can settle while the execution is still finishing its last step.
+    statuses = until(
+        account,
+        lambda: sorted(
+            e["status"]
+            for e in account.client("stepfunctions").list_executions(stateMachineArn=machine)[
+                "executions"
+            ]
+        ),
+        lambda found: "RUNNING" not in found,
+    )
+    assert statuses == ["SUCCEEDED", "SUCCEEDED"]
 
 
 CUSTOM_RESOURCES = [
