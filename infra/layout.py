@@ -26,6 +26,7 @@ class ArtifactPrefixes:
     models: str = "models/"
     predictions: str = "predictions/"
     reports: str = "reports/"
+    runs: str = "runs/"  # what a run's state machine writes for its jobs: options, context
     personalize_batch_input: str = "personalize/batch-input/"
     personalize_batch_output: str = "personalize/batch-output/"
 

@@ -6,13 +6,17 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra import layout
+from infra.functions import PersonalizeStepsFunction, RunPlanner
 from infra.grants import PrefixGrant
 from infra.personalize_access import PersonalizeAccess
 from infra.sagemaker_role import SageMakerRole
 from infra.storage import Storage
+from infra.workflows import jobs
+from infra.workflows.personalize import PersonalizeWorkflow, Resources
 from recops import names
 from recops.config import PipelineConfig
 
@@ -54,11 +58,47 @@ class RecopsStack(Stack):
                 PrefixGrant(data, layout.DATA.prepared, write=True),
                 PrefixGrant(data, layout.DATA.personalize_import, write=True),
                 PrefixGrant(artifacts, layout.ARTIFACTS.code),
+                PrefixGrant(artifacts, layout.ARTIFACTS.runs),
+                PrefixGrant(artifacts, layout.ARTIFACTS.personalize_batch_input, write=True),
+                PrefixGrant(artifacts, layout.ARTIFACTS.personalize_batch_output),
                 PrefixGrant(artifacts, layout.ARTIFACTS.models, write=True),
                 PrefixGrant(artifacts, layout.ARTIFACTS.predictions, write=True),
                 PrefixGrant(artifacts, layout.ARTIFACTS.reports, write=True),
             ],
             kms_key=kms_key,
+        )
+        self.topic = sns.Topic(
+            self,
+            "Notifications",
+            display_name=f"recops {config.prefix}",
+            master_key=kms_key or kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+            enforce_ssl=True,
+        )
+        self.code = jobs.TrainingCode(self, "TrainingCode")
+        self.code.grant_read(self.sagemaker.role)
+        self.personalize_steps = PersonalizeStepsFunction(
+            self,
+            "PersonalizeSteps",
+            stack_prefix=config.prefix,
+            personalize_role=self.personalize.role,
+        )
+        self.planner = RunPlanner(self, "Planner", data=data)
+        self.personalize_workflow = PersonalizeWorkflow(
+            self,
+            "PersonalizeWorkflow",
+            config=config,
+            uses=Resources(
+                data=data,
+                artifacts=artifacts,
+                personalize_role=self.personalize.role,
+                sagemaker_role=self.sagemaker.role,
+                steps=self.personalize_steps.function,
+                planner=self.planner.function,
+                topic=self.topic,
+                code=self.code,
+                images=jobs.Images(self, "Images"),
+                kms_key=kms_key,
+            ),
         )
         self._outputs()
 
@@ -69,6 +109,8 @@ class RecopsStack(Stack):
             "AccessLogsBucketName": self.storage.access_logs.bucket_name,
             "PersonalizeRoleArn": self.personalize.role.role_arn,
             "SageMakerRoleArn": self.sagemaker.role.role_arn,
+            "PersonalizeStateMachineArn": self.personalize_workflow.machine.state_machine_arn,
+            "NotificationTopicArn": self.topic.topic_arn,
         }
         for name, value in values.items():
             CfnOutput(self, name, value=value)

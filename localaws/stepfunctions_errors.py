@@ -210,7 +210,13 @@ def _task_from_error(self: StateTask, env, ex: Exception) -> FailureEvent:
                 )
             ),
         )
-    return _original_task_from_error(self, env, ex)
+    event = _original_task_from_error(self, env, ex)
+    details = event.event_details and event.event_details.get("taskFailedEventDetails")
+    if details is not None and "resource" not in details:
+        # moto names neither: AWS's TaskFailed always carries both (required in the model).
+        details["resourceType"] = self._get_sfn_resource_type()
+        details["resource"] = self._get_sfn_resource()
+    return event
 
 
 _original_task_from_error = StateTask._from_error

@@ -40,6 +40,12 @@ from moto.stepfunctions.parser.asl.jsonata.jsonata import JSONataException
 from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 
 
+def _state_name(env) -> str:
+    """The state evaluating: EvaluationFailed names it (a required member in the model)."""
+    state = env.states.context_object.context_object_data.get("State") or {}
+    return state.get("Name", "")
+
+
 def _query_errors_as_states_error(original):
     """Wrap a JSONata evaluation so that its errors are States.QueryEvaluationError."""
 
@@ -59,7 +65,7 @@ def _query_errors_as_states_error(original):
                     event_type=HistoryEventType.EvaluationFailed,
                     event_details=EventDetails(
                         evaluationFailedEventDetails=EvaluationFailedEventDetails(
-                            error=error, cause=cause
+                            error=error, cause=cause, state=_state_name(env)
                         )
                     ),
                 )

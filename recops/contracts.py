@@ -9,6 +9,7 @@ complete values and default nothing.
 `contracts(config)` is one JSON object:
 
     {"version": 1, "stack": "<prefix>",
+     "data": {...},                 where prep reads each table in the data bucket (`data_paths`)
      "prep": {...},                 every option of training/prep.py (`prep_options`)
      "personalize": {...},          the Personalize plan (`personalize_plan`, below)
      "sagemaker": {...},            job name stems, tags, instance types, hyperparameters
@@ -429,11 +430,22 @@ def evaluation_contract(config: PipelineConfig) -> dict[str, Any]:
 # --- all of it ----------------------------------------------------------------------------------
 
 
+def data_paths(config: PipelineConfig) -> dict[str, str]:
+    """Where the prep job reads each table: a key or prefix inside the data bucket."""
+    sources = {
+        "interactions": config.data.interactions,
+        "users": config.data.users,
+        "items": config.data.items,
+    }
+    return {kind: source.path for kind, source in sources.items() if source is not None}
+
+
 def contracts(config: PipelineConfig, *, partition: str = "aws") -> dict[str, Any]:
     """The state machine's input: everything the run needs from the config, as JSON."""
     return {
         "version": VERSION,
         "stack": config.prefix,
+        "data": data_paths(config),
         "prep": prep_options(config),
         "personalize": personalize_plan(config, partition=partition),
         "sagemaker": sagemaker_contract(config),

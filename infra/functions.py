@@ -1,0 +1,172 @@
+"""The Lambda functions the workflows call, each with its own role, log group and tracing.
+
+The Personalize steps function (lambdas/personalize) creates and describes Personalize
+resources; its rights end at the stack's own names (`<prefix>--*`), except what the API cannot
+scope (List* calls; event trackers, whose ARN carries a service-made id; the public recipes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.lambda_asset import python_code
+from infra.nag import acknowledge, acknowledge_wildcards
+
+REPO = Path(__file__).resolve().parents[1]
+# The resource families lambdas/personalize makes (a test checks this against its FAMILIES).
+PERSONALIZE_NOUNS = (
+    "Schema",
+    "DatasetGroup",
+    "Dataset",
+    "DatasetImportJob",
+    "Filter",
+    "EventTracker",
+    "Solution",
+    "SolutionVersion",
+    "BatchInferenceJob",
+    "Campaign",
+    "Recommender",
+)
+PERSONALIZE_ACTIONS = [
+    *(f"personalize:{verb}{noun}" for noun in PERSONALIZE_NOUNS for verb in ("Create", "Describe")),
+    "personalize:UpdateCampaign",
+    "personalize:UpdateRecommender",
+    "personalize:GetSolutionMetrics",
+    "personalize:TagResource",
+]
+PERSONALIZE_LISTS = [f"personalize:List{noun}s" for noun in PERSONALIZE_NOUNS]
+
+
+def logged_function(
+    scope: Construct,
+    construct_id: str,
+    *,
+    description: str,
+    code: lambda_.Code,
+    handler: str,
+    runtime: lambda_.Runtime,
+    timeout: Duration,
+    environment: dict[str, str] | None = None,
+    memory_size: int = 256,
+    also_unscoped: str = "",
+) -> lambda_.Function:
+    """A function with its own role (logs to its own group only) and X-Ray tracing."""
+    log_group = logs.LogGroup(
+        scope,
+        f"{construct_id}Logs",
+        retention=logs.RetentionDays.THREE_MONTHS,
+        removal_policy=RemovalPolicy.DESTROY,
+    )
+    role = iam.Role(
+        scope,
+        f"{construct_id}Role",
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description=description,
+    )
+    log_group.grant_write(role)
+    function = lambda_.Function(
+        scope,
+        construct_id,
+        runtime=runtime,
+        handler=handler,
+        code=code,
+        timeout=timeout,
+        memory_size=memory_size,
+        role=role,
+        log_group=log_group,
+        tracing=lambda_.Tracing.ACTIVE,
+        environment=environment or {},
+        description=description,
+    )
+    acknowledge(
+        role,
+        "AwsSolutions-IAM5[Resource::*]",
+        "X-Ray tracing (xray:PutTraceSegments, xray:PutTelemetryRecords) has no resource-level "
+        f"permissions; the API demands Resource '*'.{also_unscoped}",
+    )
+    return function
+
+
+class PersonalizeStepsFunction(Construct):
+    """lambdas/personalize: one function for every describe-or-create step."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stack_prefix: str,
+        personalize_role: iam.IRole,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = logged_function(
+            self,
+            "Function",
+            description=f"recops {stack_prefix}: describe-or-create for Personalize resources",
+            code=python_code(REPO / "lambdas" / "personalize", lambda_.Runtime.PYTHON_3_14),
+            handler="personalize.handlers.handler",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            timeout=Duration.minutes(2),
+            environment={"POWERTOOLS_SERVICE_NAME": "recops-personalize"},
+            also_unscoped=" So do the Personalize List calls (datasets, event trackers and "
+            "solution versions are found by listing under their parent).",
+        )
+        stack = Stack.of(self)
+        owned = stack.format_arn(
+            service="personalize", resource="*", resource_name=f"{stack_prefix}--*"
+        )
+        statements = [
+            iam.PolicyStatement(
+                actions=PERSONALIZE_ACTIONS,
+                resources=[
+                    owned,
+                    stack.format_arn(
+                        service="personalize", resource="event-tracker", resource_name="*"
+                    ),
+                    f"arn:{stack.partition}:personalize:::recipe/*",
+                ],
+            ),
+            # List* calls have no resource to scope to.
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[personalize_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "personalize.amazonaws.com"}},
+            ),
+        ]
+        role = self.function.role
+        assert role is not None
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=PERSONALIZE_LISTS, resources=["*"])
+        )
+        for statement in statements:
+            role.add_to_principal_policy(statement)
+        acknowledge_wildcards(
+            role,
+            statements,
+            "Personalize resources are named <stack prefix>--<name>, so the wildcard ends at "
+            "this stack's own resources; event trackers (ARN by a service-made id) and the "
+            "public recipes cannot be scoped to names.",
+        )
+
+
+class RunPlanner(Construct):
+    """lambdas/runs plan: the first state of every run (TEMPORARY stand-in until lambdas/runs lands)."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, data) -> None:
+        super().__init__(scope, construct_id)
+        self.function = logged_function(
+            self,
+            "Function",
+            description="recops: plan a run",
+            code=python_code(REPO / "lambdas" / "personalize", lambda_.Runtime.PYTHON_3_14),
+            handler="personalize.handlers.handler",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            timeout=Duration.minutes(5),
+            environment={"DATA_BUCKET": data.bucket_name},
+        )

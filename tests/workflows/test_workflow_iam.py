@@ -1,0 +1,60 @@
+"""No `Resource: "*"` in the stack's policies except where the API demands it, each case named."""
+
+from __future__ import annotations
+
+# action -> why "*" is the only resource the API accepts
+STAR_ONLY = {
+    "xray:PutTraceSegments": "X-Ray has no resource-level permissions",
+    "xray:PutTelemetryRecords": "X-Ray has no resource-level permissions",
+    "xray:GetSamplingRules": "X-Ray has no resource-level permissions",
+    "xray:GetSamplingTargets": "X-Ray has no resource-level permissions",
+    "ecr:GetAuthorizationToken": "a registry token is account-wide",
+    "cloudwatch:PutMetricData": "no resource type; limited by the cloudwatch:namespace condition",
+    # Step Functions' log delivery to CloudWatch Logs (the vended-logs API)
+    "logs:CreateLogDelivery": "vended log delivery has no resource type",
+    "logs:DeleteLogDelivery": "vended log delivery has no resource type",
+    "logs:GetLogDelivery": "vended log delivery has no resource type",
+    "logs:ListLogDeliveries": "vended log delivery has no resource type",
+    "logs:UpdateLogDelivery": "vended log delivery has no resource type",
+    "logs:PutResourcePolicy": "log delivery sets the account's logs resource policy",
+    "logs:DescribeResourcePolicies": "account-wide listing",
+    "logs:DescribeLogGroups": "account-wide listing",
+}
+PERSONALIZE_LISTS = "personalize:List"  # List calls take no resource ARN
+
+
+def policies(template: dict):
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::IAM::Policy":
+            for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+                yield logical_id, statement
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def test_star_resources_only_for_actions_that_demand_them(demo_assembly):
+    seen = 0
+    for logical_id, statement in policies(demo_assembly.template):
+        if "*" not in as_list(statement["Resource"]):
+            continue
+        seen += 1
+        for action in as_list(statement["Action"]):
+            assert action in STAR_ONLY or action.startswith(PERSONALIZE_LISTS), (
+                f"{logical_id} grants {action} on '*'"
+            )
+            if action == "cloudwatch:PutMetricData":
+                assert "cloudwatch:namespace" in str(statement.get("Condition")), logical_id
+    assert seen >= 3
+
+
+def test_every_pass_role_names_one_role_and_its_service(demo_assembly):
+    found = 0
+    for logical_id, statement in policies(demo_assembly.template):
+        if "iam:PassRole" in as_list(statement["Action"]):
+            found += 1
+            assert len(as_list(statement["Resource"])) == 1, logical_id
+            assert "*" not in str(statement["Resource"]), logical_id
+            assert "iam:PassedToService" in statement["Condition"]["StringEquals"], logical_id
+    assert found >= 2  # the Personalize steps (personalize) and the workflow (sagemaker)
