@@ -293,6 +293,7 @@ def metrics_document(
 ) -> dict:
     """metrics.json, version 2; `results` keeps the version-1 map (name -> metrics)."""
     metric = ranked_by(k_values)
+    # the headline baseline: the stronger one, seen items removed, whenever it was scored
     baseline = BASELINE + SEEN_REMOVED if BASELINE + SEEN_REMOVED in results else BASELINE
     return {
         "version": 2,
