@@ -80,8 +80,8 @@ class Locations:
     output: Path
     personalize: Path
     batch_input: Path
-    users: Path = METADATA_INPUTS["users"]
-    items: Path = METADATA_INPUTS["items"]
+    users: Path
+    items: Path
 
     @classmethod
     def under(
