@@ -29,6 +29,7 @@ from training.features import one_hot, regression_target
 from training.interactions import (
     Dropped,
     deduplicate,
+    drop_missing_ids,
     filter_long_tail,
     index_ids,
     read_interactions,
@@ -93,7 +94,8 @@ def ours_prep(path: Path) -> bytes:
     """The prep job's steps: read, de-duplicate, filter, index, label, one-hot, encode."""
     dropped = Dropped()
     frame = read_interactions([path], "tsv", COLUMNS, "s", dropped)
-    indexed = filter_long_tail(deduplicate(index_ids(frame), dropped), 1, 1, dropped)
+    indexed = deduplicate(drop_missing_ids(index_ids(frame), dropped), dropped)
+    indexed = filter_long_tail(indexed, 1, 1, dropped)
     df = indexed.frame
     examples = regression_target(
         df["user"].to_numpy(), df["item"].to_numpy(), df["EVENT_VALUE"].to_numpy()

@@ -300,7 +300,7 @@ def test_evaluation_arguments_are_accepted_and_give_every_k(prepared, tmp_path):
     assert evaluate.main(["--prepared", str(out), *arguments, "--output", str(report)]) == 0
     metrics = json.loads((report / "metrics.json").read_text())
     for k in config.evaluation.k_values:
-        assert f"precision@{k}" in metrics["popularity"]
+        assert f"precision@{k}" in metrics["results"]["popularity"]
 
 
 def test_evaluation_lists_what_it_cannot_score_and_why(demo_config):

@@ -1,19 +1,25 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench.notebook_reference import notebook_evaluation
 from training.evaluate import (
     Holdout,
+    RunContext,
+    Source,
     broadcast,
     exclude_seen,
+    metrics_document,
     popularity_ranking,
+    ranked_by,
     read_knn_transform_output,
     read_personalize_batch_output,
     score,
     write_report,
 )
+from training.evaluate import main as evaluate_main
 
 
 def _one_user(recommended, held, train_items=(), n_items=40):
@@ -122,8 +128,9 @@ def test_report_has_a_chart_per_metric(tmp_path):
         "popularity": {"aws_mrr": 0.1, "precision@5": 0.2},
         "fm-knn": {"aws_mrr": 0.3, "precision@5": 0.1},
     }
-    write_report(results, [5], tmp_path)
-    assert json.loads((tmp_path / "metrics.json").read_text()) == results
+    sources = {"fm-knn": Source("fm-knn", "fm-knn")}
+    write_report(metrics_document(results, [5], sources, RunContext()), tmp_path)
+    assert json.loads((tmp_path / "metrics.json").read_text())["results"] == results
     page = (tmp_path / "report.html").read_text()
     assert "<h3>aws_mrr</h3>" in page
     assert 'class="bar base"' in page
@@ -142,3 +149,171 @@ def test_pair_set_dense_and_sorted_keys_agree(monkeypatch):
     assert sparse.dense is None
     np.testing.assert_array_equal(sparse.contains(query_users, query_items), dense)
     assert not dense[query_items < 0].any()
+
+
+# --- the job: metrics.json v2, the run context, the report ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """prep's outputs on synthetic data, the Personalize files and batch input apart from them
+    as the workflow lays them out, and the held-out items of each user (original ids)."""
+    from tests.prep_options import prep_options_with
+    from training import prep
+    from training.datasets import synthetic_interactions
+
+    folder = tmp_path_factory.mktemp("evaluate")
+    synthetic_interactions(80, 60, 4_000, seed=8).to_csv(folder / "i.csv", index=False)
+    columns = {"USER_ID": "user_id", "ITEM_ID": "item_id", "TIMESTAMP": "timestamp"}
+    options = prep_options_with(columns=columns, min_user_interactions=2, min_item_interactions=2)
+    (folder / "prep.json").write_text(json.dumps(options))
+    args = ["--input", str(folder / "i.csv"), "--output", str(folder / "prepared")]
+    args += ["--personalize-output", str(folder / "import")]
+    args += ["--batch-input-output", str(folder / "batch-input")]
+    assert prep.main([*args, "--options", str(folder / "prep.json")]) == 0
+    held = pd.read_csv(folder / "prepared" / "evaluation" / "holdout.csv", dtype=str)
+    return folder, held.groupby("USER_ID")["ITEM_ID"].apply(list).to_dict()
+
+
+def _batch_output(folder, key, recommend):
+    """A Personalize batch job's output for prep's batch input: users.json.out in <key>/."""
+    out = folder / "batch-output" / key
+    out.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for line in (folder / "batch-input" / "users.json").read_text().splitlines():
+        user = json.loads(line)["userId"]
+        row = {"input": {"userId": user}, "output": {"recommendedItems": recommend(user)}}
+        lines.append(json.dumps({**row, "error": None}))
+    (out / "users.json.out").write_text("\n".join(lines) + "\n")
+    return out
+
+
+def _evaluate(folder, *extra):
+    report = folder / "report"
+    args = ["--prepared", str(folder / "prepared"), "--output", str(report)]
+    args += ["--interactions", str(folder / "import" / "interactions.csv")]
+    assert evaluate_main([*args, "--k", "5", "--k", "10", *extra]) == 0
+    return json.loads((report / "metrics.json").read_text()), (report / "report.html").read_text()
+
+
+RUN_CONTEXT = {
+    "run": "0123456789ab",
+    "batchJobs": [
+        {"batchJob": "oracle", "solution": "user-personalization", "recipe": "aws-user-pers"},
+        {"batchJob": "worst", "solution": "popularity", "recipe": "aws-popularity-count"},
+    ],
+    "notScored": [{"solution": "similar-items", "recipe": "aws-similar-items", "why": "no K"}],
+    "failed": [{"solution": "sims", "error": "SolutionVersionFailed", "cause": "too few rows"}],
+    "solutionMetrics": {"user-personalization": {"coverage": 0.4}},
+}
+
+
+def _sources(folder, held):
+    items = pd.read_csv(folder / "prepared" / "maps" / "items.csv", dtype=str)["ITEM_ID"]
+    oracle = _batch_output(folder, "oracle", lambda user: held.get(user, [])[:10])
+    worst = _batch_output(folder, "worst", lambda user: list(items[-10:]))
+    return ["--personalize-output", str(oracle), "--personalize-output", str(worst)]
+
+
+def test_metrics_v2_ranks_every_source_against_the_baseline_of_the_same_seen_handling(
+    prepared, capsys
+):
+    folder, held = prepared
+    (folder / "run.json").write_text(json.dumps(RUN_CONTEXT))
+    document, page = _evaluate(
+        folder, *_sources(folder, held), "--run-context", str(folder / "run.json")
+    )
+    assert document["version"] == 2
+    assert document["run"] == "0123456789ab"
+    assert document["status"] == "PARTIAL"
+    assert (document["kValues"], document["rankedBy"]) == ([5, 10], "ndcg@10")
+    assert document["baseline"] == "popularity, seen removed"
+    for key in ("notScored", "failed", "solutionMetrics"):
+        assert document[key] == RUN_CONTEXT[key]
+    board = document["leaderboard"]
+    assert {e["name"] for e in board} == set(document["results"])  # every scored list, once
+    assert len(board) == 6  # popularity, two batch jobs; each with and without seen items
+    ranked = [e["metrics"]["ndcg@10"] for e in board]
+    assert ranked == sorted(ranked, reverse=True)
+    by_name = {e["name"]: e for e in board}
+    oracle = by_name["personalize (oracle)"]
+    assert oracle == {
+        "name": "personalize (oracle)",
+        "source": "personalize",
+        "solution": "user-personalization",
+        "recipe": "aws-user-pers",
+        "seenRemoved": False,
+        "metrics": document["results"]["personalize (oracle)"],
+        "beatsBaseline": True,
+    }
+    assert board[0]["name"].startswith("personalize (oracle)")
+    assert by_name["personalize (oracle), seen removed"]["seenRemoved"] is True
+    worst = by_name["personalize (worst), seen removed"]
+    baseline = by_name["popularity, seen removed"]
+    assert worst["metrics"]["ndcg@10"] < baseline["metrics"]["ndcg@10"]
+    assert worst["beatsBaseline"] is False
+    assert baseline["beatsBaseline"] is False
+    assert (baseline["source"], baseline["solution"], baseline["recipe"]) == (
+        "popularity",
+        None,
+        None,
+    )
+    # the report: leaderboard, not scored, failed, then the charts; the log: the leaderboard
+    order = [page.index(h) for h in ("<h2>Leaderboard", "<h2>Not scored", "<h2>Failed", "<h3>")]
+    assert order == sorted(order)
+    assert "<li><b>similar-items</b> (aws-similar-items): no K</li>" in page
+    assert "<li><b>sims</b>: SolutionVersionFailed: too few rows</li>" in page
+    assert '<td>1</td><td class="text">personalize (oracle)' in page
+    out = capsys.readouterr().out
+    assert "PARTIAL, ranked by ndcg@10" in out
+    assert out.index("personalize (oracle)") < out.index("personalize (worst), seen removed")
+    assert "failed: sims: SolutionVersionFailed: too few rows" in out
+
+
+def test_without_a_run_context_the_run_is_complete_with_empty_lists(prepared):
+    folder, _ = prepared
+    knn = folder / "knn"
+    knn.mkdir(exist_ok=True)
+    users = pd.read_csv(folder / "prepared" / "maps" / "users.csv")
+    line = json.dumps({"labels": [0.0, 1.0, 2.0], "distances": [0.3, 0.2, 0.1]})
+    (knn / "queries.out").write_text("\n".join([line] * len(users)) + "\n")
+    document, _ = _evaluate(folder, "--knn-output", str(knn))
+    assert (document["run"], document["status"]) == (None, "COMPLETE")
+    assert document["notScored"] == document["failed"] == []
+    assert document["solutionMetrics"] == {}
+    assert {(e["name"], e["source"]) for e in document["leaderboard"]} >= {
+        ("fm-knn (knn)", "fm-knn"),
+        ("fm-knn (knn), seen removed", "fm-knn"),
+    }
+
+
+def test_a_batch_job_without_output_is_a_failure_not_a_row_of_zeros(prepared):
+    folder, _ = prepared
+    empty = folder / "batch-output" / "empty"
+    empty.mkdir(parents=True, exist_ok=True)
+    context = {
+        "run": "r",
+        "batchJobs": [
+            {"batchJob": "empty", "solution": "a", "recipe": "aws-user-personalization-v2"},
+            {"batchJob": "lost", "solution": "b", "recipe": "aws-popularity-count"},
+        ],
+    }
+    (folder / "run-missing.json").write_text(json.dumps(context))
+    document, _ = _evaluate(
+        folder,
+        "--personalize-output",
+        str(empty),
+        "--run-context",
+        str(folder / "run-missing.json"),
+    )
+    assert document["status"] == "PARTIAL"
+    assert [(f["solution"], f["error"]) for f in document["failed"]] == [
+        ("a", "NoBatchOutput"),
+        ("b", "NoBatchOutput"),
+    ]
+    assert not [e for e in document["leaderboard"] if e["source"] == "personalize"]
+
+
+def test_ranked_by_ndcg_at_10_or_at_the_largest_k():
+    assert ranked_by([5, 10, 25]) == "ndcg@10"
+    assert ranked_by([5, 20]) == "ndcg@20"

@@ -104,12 +104,21 @@ def _column(value, sep: str, quote: bool) -> _Text | _Integers:
     return _Text.of([_field(v, sep, quote) for v in distinct], codes)
 
 
-def _field(value, sep: str, quote: bool) -> bytes:
+def plain_text(value) -> str:
+    """A value's text as write_csv writes it, before quoting: '' when missing, floats as repr.
+    Other files that name what a CSV holds (the batch input's ids) use it to say the same."""
     if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return b""
+        return ""
     if isinstance(value, float | np.floating):
-        return repr(float(value)).encode()
-    return _quoted(str(value), sep, quote).encode("utf-8")
+        return repr(float(value))
+    return str(value)
+
+
+def _field(value, sep: str, quote: bool) -> bytes:
+    text = plain_text(value)
+    if isinstance(value, float | np.floating):
+        return text.encode()
+    return _quoted(text, sep, quote).encode("utf-8")
 
 
 def _quoted(text: str, sep: str, quote: bool) -> str:

@@ -6,8 +6,13 @@ definitions are reported side by side (see shared notes/metrics.md): the standar
 of the AWS temporal-holdout notebook's metrics.py, labelled `aws_*`, which its published
 figures use.
 
-`python -m training.evaluate` scores every recommendation source it finds plus the popularity
-baseline, and writes metrics.json and report.html.
+`python -m training.evaluate` scores every recommendation source it is given plus the popularity
+baseline, with and without already-seen items, and writes metrics.json (version 2: a leaderboard
+ranked by NDCG@10, or NDCG at the largest K when 10 is not one; each entry marked whether it beats
+the popularity baseline of the same seen-handling) and report.html. With `--run-context run.json`
+(written by the workflow) the leaderboard names each Personalize batch job's solution and recipe,
+and the report lists what was not scored and what failed, with why; a run with failures is
+PARTIAL. Without it, every list is empty and the run is COMPLETE.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import argparse
 import html
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -200,12 +205,191 @@ def read_personalize_batch_output(
 # report
 
 
-def write_report(
-    results: dict[str, dict[str, float]], k_values: list[int], directory: Path
-) -> None:
-    """metrics.json, and report.html with one bar chart per metric against the baseline."""
+BASELINE = "popularity"
+SEEN_REMOVED = ", seen removed"
+REPORT_METRICS = ("ndcg", "precision", "recall")  # per K, in the leaderboard table
+
+
+@dataclass(frozen=True)
+class Source:
+    """What produced a list of recommendations, as the leaderboard names it."""
+
+    name: str
+    source: str  # "personalize", "fm-knn" or "popularity"
+    solution: str | None = None
+    recipe: str | None = None
+
+
+@dataclass
+class RunContext:
+    """run.json, written by the workflow before evaluation (recops' issue-9 interfaces): the
+    batch jobs that produced output, what was not scored and why, what failed, and
+    Personalize's own solution metrics (another split: reported beside, never ranked)."""
+
+    run: str | None = None
+    batch_jobs: list[dict] = field(default_factory=list)
+    not_scored: list[dict] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)
+    solution_metrics: dict[str, dict] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path | None) -> RunContext:
+        """The file's context; an empty one without a file (a run outside the workflow)."""
+        if path is None:
+            return cls()
+        raw = json.loads(path.read_text())
+        return cls(
+            raw.get("run"),
+            list(raw.get("batchJobs", [])),
+            list(raw.get("notScored", [])),
+            list(raw.get("failed", [])),
+            dict(raw.get("solutionMetrics", {})),
+        )
+
+    def personalize_source(self, batch_key: str) -> Source:
+        job = next((j for j in self.batch_jobs if j.get("batchJob") == batch_key), {})
+        return Source(
+            f"personalize ({batch_key})", "personalize", job.get("solution"), job.get("recipe")
+        )
+
+
+def ranked_by(k_values: list[int]) -> str:
+    """NDCG@10, the usual headline figure, when 10 is a K; else NDCG at the largest K."""
+    return "ndcg@10" if 10 in k_values else f"ndcg@{max(k_values)}"
+
+
+def leaderboard(
+    results: dict[str, dict[str, float]], sources: dict[str, Source], metric: str
+) -> list[dict]:
+    """Every scored list, best first by `metric`; each against the popularity baseline of the
+    same seen-handling (a list with seen items removed only competes with a baseline that had
+    them removed too)."""
+    entries = []
+    for name, metrics in results.items():
+        seen_removed = name.endswith(SEEN_REMOVED)
+        base = name.removesuffix(SEEN_REMOVED)
+        source = Source(BASELINE, BASELINE) if base == BASELINE else sources[base]
+        baseline = results.get(BASELINE + SEEN_REMOVED if seen_removed else BASELINE, {})
+        entries.append(
+            {
+                "name": name,
+                "source": source.source,
+                "solution": source.solution,
+                "recipe": source.recipe,
+                "seenRemoved": seen_removed,
+                "metrics": metrics,
+                "beatsBaseline": base != BASELINE
+                and metrics.get(metric, 0.0) > baseline.get(metric, 0.0),
+            }
+        )
+    return sorted(entries, key=lambda e: -e["metrics"].get(metric, 0.0))
+
+
+def metrics_document(
+    results: dict[str, dict[str, float]],
+    k_values: list[int],
+    sources: dict[str, Source],
+    context: RunContext,
+) -> dict:
+    """metrics.json, version 2; `results` keeps the version-1 map (name -> metrics)."""
+    metric = ranked_by(k_values)
+    # the headline baseline: the stronger one, seen items removed, whenever it was scored
+    baseline = BASELINE + SEEN_REMOVED if BASELINE + SEEN_REMOVED in results else BASELINE
+    return {
+        "version": 2,
+        "run": context.run,
+        "status": "PARTIAL" if context.failed else "COMPLETE",
+        "kValues": list(k_values),
+        "rankedBy": metric,
+        "baseline": baseline,
+        "leaderboard": leaderboard(results, sources, metric),
+        "notScored": context.not_scored,
+        "failed": context.failed,
+        "solutionMetrics": context.solution_metrics,
+        "results": results,
+    }
+
+
+def write_report(document: dict, directory: Path) -> None:
+    """metrics.json, and report.html: the leaderboard, what was not scored, what failed, then
+    one bar chart per metric against the baseline."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "metrics.json").write_text(json.dumps(results, indent=2))
+    (directory / "metrics.json").write_text(json.dumps(document, indent=2))
+    page = f"""<!doctype html><meta charset="utf-8"><title>recops evaluation</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}
+table{{border-collapse:collapse}}td,th{{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}}
+td.text,th.text{{text-align:left}}.ranked{{font-weight:bold}}
+.row{{display:flex;align-items:center;margin:2px 0}}.name{{width:260px}}
+.bar{{display:inline-block;height:14px;background:#3b7dd8;margin-right:6px}}
+.base{{background:#999}}.value{{font-family:monospace}}</style>
+<h1>Offline evaluation</h1>
+<p>Run {html.escape(str(document["run"] or "outside a workflow"))}: {document["status"]}.
+Per-user temporal holdout; metrics averaged over users with a held-out item.
+Ranked by {document["rankedBy"]}; &#10003;: beats the popularity baseline of the same
+seen-handling. Grey bars: the popularity baseline. <code>aws_*</code>: the AWS temporal-holdout
+notebook's definitions (not comparable with the standard NDCG).</p>
+{_leaderboard_table(document)}
+{_not_scored_section(document["notScored"])}
+{_failed_section(document["failed"])}
+<h2>Every metric</h2>
+{_charts(document["results"], document["kValues"])}
+{_solution_metrics_section(document["solutionMetrics"])}
+"""
+    (directory / "report.html").write_text(page)
+
+
+def _leaderboard_table(document: dict) -> str:
+    metric = document["rankedBy"]
+    columns = [f"{m}@{k}" for k in document["kValues"] for m in REPORT_METRICS]
+    columns = [c for c in columns if c != metric]
+    head = "".join(f"<th>{c}</th>" for c in [metric, *columns])
+    rows = []
+    for rank, entry in enumerate(document["leaderboard"], 1):
+        values = entry["metrics"]
+        mark = "baseline" if entry["source"] == BASELINE else "&#10003;" * entry["beatsBaseline"]
+        rows.append(
+            f'<tr><td>{rank}</td><td class="text">{html.escape(entry["name"])}</td>'
+            f'<td class="text">{html.escape(entry["recipe"] or "")}</td>'
+            f'<td class="ranked">{values.get(metric, 0.0):.4f}</td>'
+            + "".join(f"<td>{values.get(c, 0.0):.4f}</td>" for c in columns)
+            + f'<td class="text">{mark}</td></tr>'
+        )
+    return (
+        '<h2>Leaderboard</h2><table><tr><th>rank</th><th class="text">name</th>'
+        f'<th class="text">recipe</th>{head}<th class="text">beats baseline</th></tr>'
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+def _listing(title: str, entries: list[dict], describe) -> str:
+    items = "".join(f"<li>{describe(e)}</li>" for e in entries) or "<li>none</li>"
+    return f"<h2>{title}</h2><ul>{items}</ul>"
+
+
+def _not_scored_section(entries: list[dict]) -> str:
+    return _listing(
+        "Not scored",
+        entries,
+        lambda e: (
+            f"<b>{html.escape(str(e.get('solution')))}</b> "
+            f"({html.escape(str(e.get('recipe')))}): {html.escape(str(e.get('why')))}"
+        ),
+    )
+
+
+def _failed_section(entries: list[dict]) -> str:
+    return _listing(
+        "Failed",
+        entries,
+        lambda e: (
+            f"<b>{html.escape(str(e.get('solution')))}</b>: "
+            f"{html.escape(str(e.get('error')))}: {html.escape(str(e.get('cause')))}"
+        ),
+    )
+
+
+def _charts(results: dict[str, dict[str, float]], k_values: list[int]) -> str:
     metrics = ["aws_mrr"] + [
         f"{m}@{k}"
         for m in ("precision", "recall", "ndcg", "hit", "aws_ndcg", "coverage")
@@ -216,42 +400,66 @@ def write_report(
         top = max((r.get(metric, 0.0) for r in results.values()), default=0.0) or 1.0
         bars = "".join(
             f'<div class="row"><span class="name">{html.escape(name)}</span>'
-            f'<span class="bar{" base" if name.startswith("popularity") else ""}" '
+            f'<span class="bar{" base" if name.startswith(BASELINE) else ""}" '
             f'style="width:{300 * r.get(metric, 0.0) / top:.1f}px"></span>'
             f'<span class="value">{r.get(metric, 0.0):.4f}</span></div>'
             for name, r in results.items()
         )
         charts.append(f"<h3>{metric}</h3>{bars}")
-    page = f"""<!doctype html><meta charset="utf-8"><title>recops evaluation</title>
-<style>body{{font-family:sans-serif;max-width:760px;margin:2em auto}}
-.row{{display:flex;align-items:center;margin:2px 0}}.name{{width:260px}}
-.bar{{display:inline-block;height:14px;background:#3b7dd8;margin-right:6px}}
-.base{{background:#999}}.value{{font-family:monospace}}</style>
-<h1>Offline evaluation</h1>
-<p>Per-user temporal holdout; metrics averaged over users with a held-out item.
-Grey bars: the popularity baseline. <code>aws_*</code>: the AWS temporal-holdout notebook's
-definitions (not comparable with the standard NDCG).</p>
-{"".join(charts)}
-"""
-    (directory / "report.html").write_text(page)
+    return "".join(charts)
+
+
+def _solution_metrics_section(solution_metrics: dict[str, dict]) -> str:
+    if not solution_metrics:
+        return ""
+    rows = "".join(
+        f"<li><b>{html.escape(name)}</b>: "
+        + ", ".join(f"{html.escape(k)}={v:.4f}" for k, v in sorted(values.items()))
+        + "</li>"
+        for name, values in solution_metrics.items()
+    )
+    return (
+        "<h2>Personalize's own solution metrics</h2><p>From GetSolutionMetrics, on Personalize's "
+        "own split (not this holdout): not comparable with the table above.</p>"
+        f"<ul>{rows}</ul>"
+    )
+
+
+def print_leaderboard(document: dict) -> None:
+    """The leaderboard in the job's log."""
+    metric = document["rankedBy"]
+    print(f"evaluate: {document['status']}, ranked by {metric}")
+    for rank, entry in enumerate(document["leaderboard"], 1):
+        mark = (
+            "baseline" if entry["source"] == BASELINE else "beats baseline" * entry["beatsBaseline"]
+        )
+        print(
+            f"{rank:3d}  {entry['name']:48s} {entry['recipe'] or '':32s} "
+            f"{metric}={entry['metrics'].get(metric, 0.0):.4f}  {mark}"
+        )
+    for entry in document["notScored"]:
+        print(f"not scored: {entry.get('solution')} ({entry.get('recipe')}): {entry.get('why')}")
+    for entry in document["failed"]:
+        print(f"failed: {entry.get('solution')}: {entry.get('error')}: {entry.get('cause')}")
 
 
 # ---------------------------------------------------------------------------------------------
 # job entry point
 
 
-def load_holdout(prepared: Path) -> tuple[Holdout, dict[str, int], dict[str, int]]:
-    """From prep's outputs: maps, training interactions and the holdout."""
-    users = pd.read_csv(prepared / "maps" / "users.csv", dtype={"USER_ID": str})
-    items = pd.read_csv(prepared / "maps" / "items.csv", dtype={"ITEM_ID": str})
+def load_holdout(
+    prepared: Path, interactions: Path | None = None
+) -> tuple[Holdout, dict[str, int], dict[str, int]]:
+    """From prep's outputs: maps, training interactions (the Personalize import file, by default
+    where prep writes it under its output) and the holdout. Ids are read as the text prep wrote,
+    without pandas' NA list: an id "NA" stays "NA" (prep drops the ids it treats as missing)."""
+    users = _read_ids(prepared / "maps" / "users.csv", "index", "USER_ID")
+    items = _read_ids(prepared / "maps" / "items.csv", "index", "ITEM_ID")
     user_index = dict(zip(users["USER_ID"], users["index"], strict=True))
     item_index = dict(zip(items["ITEM_ID"], items["index"], strict=True))
-    train = pd.read_csv(
-        prepared / "personalize" / "interactions.csv", dtype={"USER_ID": str, "ITEM_ID": str}
-    )
-    held = pd.read_csv(
-        prepared / "evaluation" / "holdout.csv", dtype={"USER_ID": str, "ITEM_ID": str}
-    )
+    pairs = ("USER_ID", "ITEM_ID")
+    train = _read_ids(interactions or prepared / "personalize" / "interactions.csv", *pairs)
+    held = _read_ids(prepared / "evaluation" / "holdout.csv", *pairs)
     holdout = Holdout(
         n_users=len(users),
         n_items=len(items),
@@ -261,6 +469,11 @@ def load_holdout(prepared: Path) -> tuple[Holdout, dict[str, int], dict[str, int
         train_item=train["ITEM_ID"].map(item_index).to_numpy(np.int64),
     )
     return holdout, user_index, item_index
+
+
+def _read_ids(path: Path, *columns: str) -> pd.DataFrame:
+    text = {c: str for c in columns if c != "index"}
+    return pd.read_csv(path, usecols=list(columns), dtype=text, keep_default_na=False)
 
 
 def evaluate_sources(
@@ -288,44 +501,98 @@ def evaluate_sources(
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.evaluate")
-    parser.add_argument("--prepared", type=Path, default=Path("/opt/ml/processing/input/prepared"))
-    parser.add_argument("--knn-output", type=Path, action="append", default=[])
-    parser.add_argument("--personalize-output", type=Path, action="append", default=[])
-    parser.add_argument("--k", type=int, action="append", dest="k_values")
-    parser.add_argument("--output", type=Path, default=Path("/opt/ml/processing/output"))
-    args = parser.parse_args(argv)
-    k_values = sorted(set(args.k_values or [5, 10, 25]))
-    holdout, user_index, item_index = load_holdout(args.prepared)
-    n = max(k_values)
-    sources = {}
+def _read_outputs(path: Path) -> str | None:
+    """A batch output file, or every `*.out` file of a folder; None when there is none."""
+    if path.is_file():
+        return path.read_text()
+    files = sorted(path.glob("*.out")) if path.is_dir() else []
+    return "".join(p.read_text() for p in files) if files else None
+
+
+def collect_sources(
+    args: argparse.Namespace,
+    context: RunContext,
+    user_index: dict[str, int],
+    item_index: dict[str, int],
+    n: int,
+) -> tuple[dict[str, np.ndarray], dict[str, Source], list[dict]]:
+    """Each given output read as an (n_users, n) matrix, with what produced it. A batch job of
+    the run context without output (none given, or no file) is a failure, not a row of zeros."""
+    lists, sources, failed = {}, {}, []
     for path in args.knn_output:
-        text = (
-            "".join(p.read_text() for p in sorted(path.glob("*.out")))
-            if path.is_dir()
-            else path.read_text()
-        )
-        sources[f"fm-knn ({path.name})"] = read_knn_transform_output(text, n)
+        text = _read_outputs(path)
+        if text is None:
+            raise FileNotFoundError(f"no KNN batch transform output (*.out) at {path}")
+        source = Source(f"fm-knn ({path.name})", "fm-knn")
+        lists[source.name], sources[source.name] = read_knn_transform_output(text, n), source
+    given = {path.name for path in args.personalize_output}
     for path in args.personalize_output:
-        text = (
-            "".join(p.read_text() for p in sorted(path.glob("*.out")))
-            if path.is_dir()
-            else path.read_text()
-        )
+        source = context.personalize_source(path.name)
+        text = _read_outputs(path)
+        if text is None:
+            failed.append(_no_output(source, f"no batch inference output (*.out) under {path}"))
+            continue
         recs, unknown = read_personalize_batch_output(text, user_index, item_index, n)
         if unknown:
             print(
                 f"evaluate: {unknown} recommended items from {path.name} are not in the catalogue"
             )
-        sources[f"personalize ({path.name})"] = recs
-    results = evaluate_sources(holdout, sources, k_values)
-    write_report(results, k_values, args.output)
-    for name, values in results.items():
-        print(
-            f"{name:40s} "
-            + " ".join(f"{m}={values[m]:.4f}" for m in ("aws_mrr", f"precision@{n}", f"ndcg@{n}"))
-        )
+        lists[source.name], sources[source.name] = recs, source
+    for job in context.batch_jobs:
+        if job.get("batchJob") not in given:
+            source = context.personalize_source(job.get("batchJob"))
+            failed.append(_no_output(source, "its output was not given to evaluate"))
+    return lists, sources, failed
+
+
+def _no_output(source: Source, cause: str) -> dict:
+    return {"solution": source.solution or source.name, "error": "NoBatchOutput", "cause": cause}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    processing = Path("/opt/ml/processing")
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate")
+    parser.add_argument("--prepared", type=Path, default=processing / "input" / "prepared")
+    parser.add_argument(
+        "--interactions",
+        type=Path,
+        help="the training interactions (default: <prepared>/personalize/interactions.csv)",
+    )
+    parser.add_argument("--knn-output", type=Path, action="append", default=[])
+    parser.add_argument(
+        "--personalize-output",
+        type=Path,
+        action="append",
+        default=[],
+        help="one batch job's output folder, named by its batch key (repeat per job)",
+    )
+    parser.add_argument(
+        "--run-context", type=Path, help="run.json: batch jobs, not scored, failed, metrics"
+    )
+    parser.add_argument("--k", type=int, action="append", dest="k_values")
+    parser.add_argument("--output", type=Path, default=processing / "output")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"evaluate failed: {err}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    k_values = sorted(set(args.k_values or [5, 10, 25]))
+    context = RunContext.read(args.run_context)
+    holdout, user_index, item_index = load_holdout(args.prepared, args.interactions)
+    lists, sources, missing = collect_sources(args, context, user_index, item_index, max(k_values))
+    context.failed = [*context.failed, *missing]
+    results = evaluate_sources(holdout, lists, k_values)
+    document = metrics_document(results, k_values, sources, context)
+    write_report(document, args.output)
+    print_leaderboard(document)
     return 0
 
 

@@ -2,6 +2,14 @@
 
 Canonical columns follow Personalize: USER_ID, ITEM_ID, TIMESTAMP (epoch seconds), and the
 optional EVENT_TYPE and EVENT_VALUE. Every row that is dropped is counted with its reason.
+
+A missing id or EVENT_TYPE is an empty field or one of the spellings exports write for null:
+exactly the strings in MISSING_TEXT ("", "NULL", "NaN", "nan", "None"), or a null in Parquet.
+Such rows are dropped and counted as "missing USER_ID" (ITEM_ID, EVENT_TYPE): nulls and
+EVENT_TYPE's spellings when reading, the ids' spellings among the distinct ids once they are
+indexed (drop_missing_ids: one lookup per distinct id, not per row). Every other text is a real
+value, "NA" or "null" included: text columns are read without pandas' default NA list
+(keep_default_na=False), here and wherever a CSV this job wrote is read back.
 """
 
 from __future__ import annotations
@@ -19,6 +27,9 @@ import pandas as pd
 CANONICAL = ("USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE")
 SUFFIXES = {"csv": (".csv",), "tsv": (".tsv", ".inter", ".txt"), "parquet": (".parquet",)}
 _BAD_LINE = re.compile(r"Skipping line \d+", re.IGNORECASE)
+MISSING_TEXT = ("", "NULL", "NaN", "nan", "None")
+# Columns whose missing values drop the row: Personalize requires each of them when present.
+REQUIRED_TEXT = ("USER_ID", "ITEM_ID", "EVENT_TYPE")
 
 
 @dataclass
@@ -35,12 +46,21 @@ class Dropped:
         return dict(self.counts)
 
 
-def input_files(location: Path, fmt: str) -> list[Path]:
+def is_missing(values: pd.Series) -> np.ndarray:
+    """True where a text value is missing (null, or one of MISSING_TEXT); one hashed lookup per
+    row, and none for numeric columns (Parquet ids), which only have nulls."""
+    missing = values.isna().to_numpy()
+    if values.dtype.kind in "iufb":
+        return missing
+    return missing | values.isin(MISSING_TEXT).to_numpy()
+
+
+def input_files(location: Path, fmt: str, what: str = "interactions") -> list[Path]:
     """One file, or every file of the format under a folder (a prefix of many objects)."""
     if location.is_file():
         return [location]
     if not location.is_dir():
-        raise FileNotFoundError(f"no interactions at {location}")
+        raise FileNotFoundError(f"no {what} at {location}")
     found = sorted(p for p in location.rglob("*") if p.is_file() and p.suffix in SUFFIXES[fmt])
     if not found:
         raise FileNotFoundError(f"no {fmt} files ({', '.join(SUFFIXES[fmt])}) under {location}")
@@ -54,7 +74,8 @@ def read_interactions(
     timestamp_unit: str,
     dropped: Dropped,
 ) -> pd.DataFrame:
-    """Read and map columns; malformed lines, missing ids and bad timestamps are counted."""
+    """Read and map columns; malformed lines, null ids, missing event types and bad timestamps
+    are counted and dropped (ids spelled as null go in drop_missing_ids)."""
     wanted = {canonical: source for canonical, source in columns.items() if source}
     missing_map = {"USER_ID", "ITEM_ID"} - set(wanted)
     if missing_map:
@@ -63,8 +84,11 @@ def read_interactions(
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     frame = frame.rename(columns={source: canonical for canonical, source in wanted.items()})
     frame = frame[[c for c in CANONICAL if c in frame.columns]]
-    for key in ("USER_ID", "ITEM_ID"):
-        missing = frame[key].isna().to_numpy()  # empty fields are read as missing
+    for key in REQUIRED_TEXT:
+        if key not in frame:
+            continue
+        # ids: nulls here, their spellings among the distinct ids (drop_missing_ids)
+        missing = is_missing(frame[key]) if key == "EVENT_TYPE" else frame[key].isna().to_numpy()
         if missing.any():
             dropped.add(f"missing {key}", missing.sum())
             frame = frame[~missing]
@@ -177,6 +201,19 @@ def index_ids(frame: pd.DataFrame) -> Indexed:
         np.asarray(user_ids, dtype=object),
         np.asarray(item_ids, dtype=object),
     )
+
+
+def drop_missing_ids(indexed: Indexed, dropped: Dropped) -> Indexed:
+    """Rows whose USER_ID or ITEM_ID is one of MISSING_TEXT, found among the distinct ids."""
+    bad_user = pd.Index(indexed.user_ids).isin(MISSING_TEXT)
+    bad_item = pd.Index(indexed.item_ids).isin(MISSING_TEXT)
+    if not (bad_user.any() or bad_item.any()):
+        return indexed
+    user_rows = bad_user[indexed.frame["user"].to_numpy()]
+    item_rows = bad_item[indexed.frame["item"].to_numpy()] & ~user_rows
+    dropped.add("missing USER_ID", user_rows.sum())
+    dropped.add("missing ITEM_ID", item_rows.sum())
+    return indexed.keep(~(user_rows | item_rows))
 
 
 def deduplicate(indexed: Indexed, dropped: Dropped) -> Indexed:

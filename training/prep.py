@@ -1,17 +1,33 @@
 """The training-data preparation job: `python -m training.prep`.
 
 Runs unchanged inside the SageMaker scikit-learn processing container (defaults are the
-/opt/ml/processing paths) and on a laptop (`--input`, `--output`, `--options` override them).
-Options arrive as a plain JSON file holding every option, written from the pipeline config by
+/opt/ml/processing paths) and on a laptop (the flags override them). Options arrive as a plain
+JSON file holding every option, written from the pipeline config by
 `recops.contracts.prep_options` (`python -m recops.contracts CONFIG prep > prep.json`); no
 pydantic here, and no defaults: a missing or unknown option fails the job before it reads data.
 
-Outputs under --output:
-  fm/train/*.recordio, fm/test/*.recordio    Factorization Machines channels (RecordIO-protobuf)
-  personalize/interactions.csv (+ .schema.json, users/items when given)   training part only
-  evaluation/holdout.csv                      the held-out interactions, original ids
-  maps/users.csv, maps/items.csv              index -> original id
-  manifest.json                               counts, density, and what was dropped and why
+Inputs: --input (interactions: a file, or a folder of files); --users and --items (metadata,
+a file or a folder, read only when the options have `users`/`items`; the options' `path` is
+where the workflow finds them in the data bucket, mounted here).
+
+Outputs, each its own place so the workflow can put each under its own S3 prefix:
+  --output (prepared data):
+    fm/train/*.recordio, fm/test/*.recordio  Factorization Machines channels (RecordIO-protobuf)
+    evaluation/holdout.csv                    the held-out interactions, original ids
+    maps/users.csv, maps/items.csv            index -> original id
+    manifest.json                             counts, density, and what was dropped and why
+  --personalize-output (default <output>/personalize), the Personalize import files:
+    interactions.csv (training part only), users.csv, items.csv, each with its .schema.json
+  --batch-input-output (default <output>/batch-input), the Personalize batch input:
+    users.json                                {"userId": "<id>"} per user with a held-out
+                                              interaction, one JSON line each, ids as the CSVs
+                                              write them
+
+Missing values: an id or EVENT_TYPE that is empty, null, or exactly "NULL", "NaN", "nan" or
+"None" is missing; its row is dropped and counted as "missing USER_ID" (ITEM_ID, EVENT_TYPE) in
+the manifest's `dropped` and the log; any other text ("NA", "null") is a real value. Metadata
+rows without an id are counted under the manifest's `metadata.<users|items>.dropped`. Metadata
+whose columns do not match the options fails the job before anything is written.
 """
 
 from __future__ import annotations
@@ -27,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from training import recordio
-from training.csv_writer import write_csv
+from training.csv_writer import plain_text, write_csv
 from training.features import (
     Examples,
     SeenItems,
@@ -41,20 +57,55 @@ from training.interactions import (
     Indexed,
     days_since_first,
     deduplicate,
+    drop_missing_ids,
     filter_long_tail,
     index_ids,
     input_files,
     read_interactions,
 )
+from training.metadata import Metadata, read_metadata
 from training.personalize_files import write_interactions, write_metadata
 from training.split import leave_last_out, temporal_holdout
 
 PROCESSING = Path("/opt/ml/processing")
+METADATA_INPUTS = {"users": PROCESSING / "input" / "users", "items": PROCESSING / "input" / "items"}
+BATCH_INPUT_FILE = "users.json"
+
+
+@dataclass(frozen=True)
+class Locations:
+    """Where the job reads metadata and writes. The workflow maps each output to its own S3
+    prefix (prepared data, Personalize import, batch input) so each role gets exactly its own."""
+
+    output: Path
+    personalize: Path
+    batch_input: Path
+    users: Path
+    items: Path
+
+    @classmethod
+    def under(
+        cls,
+        output: Path,
+        *,
+        personalize: Path | None = None,
+        batch_input: Path | None = None,
+        users: Path | None = None,
+        items: Path | None = None,
+    ) -> Locations:
+        """Today's places under --output unless given: personalize/ and batch-input/."""
+        return cls(
+            output,
+            personalize or output / "personalize",
+            batch_input or output / "batch-input",
+            users or METADATA_INPUTS["users"],
+            items or METADATA_INPUTS["items"],
+        )
 
 
 @dataclass
 class MetadataOptions:
-    path: str
+    path: str  # in the data bucket: the workflow mounts it at --users/--items; unused here
     id_column: str
     format: str
     categorical: list[str]
@@ -106,6 +157,11 @@ class PrepOptions:
                 raise ValueError(f"{name}={getattr(self, name)!r}; allowed: {', '.join(allowed)}")
         if self.target != "implicit" and not self.columns.get("EVENT_VALUE"):
             raise ValueError(f"target {self.target!r} needs a rating: map EVENT_VALUE in columns")
+        if not self.columns.get("TIMESTAMP"):
+            raise ValueError(
+                "columns: TIMESTAMP is not mapped; the temporal holdout and Personalize's "
+                "interactions need the event time: map TIMESTAMP to the column holding it"
+            )
 
 
 def _exact_keys(kind: type, raw: object, what: str) -> dict:
@@ -139,7 +195,7 @@ def log(message: str) -> None:
 
 def prepare(raw: pd.DataFrame, options: PrepOptions, dropped: Dropped) -> Prepared:
     """Clean, filter, index, split and label: every step on whole arrays."""
-    indexed = deduplicate(index_ids(raw), dropped)
+    indexed = deduplicate(drop_missing_ids(index_ids(raw), dropped), dropped)
     indexed = filter_long_tail(
         indexed,
         options.min_user_interactions,
@@ -265,9 +321,9 @@ def _write_fm(prepared: Prepared, output: Path, options: PrepOptions) -> dict:
     }
 
 
-def write_tables(prepared: Prepared, output: Path) -> dict:
-    """The Personalize interactions (training part), the holdout and the id maps, as CSV;
-    returns the interactions schema."""
+def write_tables(prepared: Prepared, output: Path, personalize: Path) -> dict:
+    """The Personalize interactions (training part) under `personalize`, the holdout and the id
+    maps under `output`, as CSV; returns the interactions schema."""
     indexed, frame, held = prepared.indexed, prepared.indexed.frame, prepared.is_holdout
     user, item = frame["user"].to_numpy(), frame["item"].to_numpy()
 
@@ -281,7 +337,7 @@ def write_tables(prepared: Prepared, output: Path) -> dict:
                 columns[name] = frame[name].to_numpy()[rows]
         return columns
 
-    schema = write_interactions(part(~held), output / "personalize")
+    schema = write_interactions(part(~held), personalize)
     evaluation = output / "evaluation"
     evaluation.mkdir(parents=True, exist_ok=True)
     holdout = part(held)
@@ -298,11 +354,24 @@ def write_tables(prepared: Prepared, output: Path) -> dict:
     return schema
 
 
-def write_outputs(prepared: Prepared, output: Path, options: PrepOptions) -> dict:
+def write_batch_input(prepared: Prepared, directory: Path) -> int:
+    """users.json: one `{"userId": ...}` line per user with a held-out interaction, the ids
+    written as the CSVs write them (one line per user, not per interaction)."""
+    indexed = prepared.indexed
+    users = np.unique(indexed.frame["user"].to_numpy()[prepared.is_holdout])
+    lines = [json.dumps({"userId": plain_text(uid)}) + "\n" for uid in indexed.user_ids[users]]
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / BATCH_INPUT_FILE).write_text("".join(lines))
+    return len(lines)
+
+
+def write_outputs(prepared: Prepared, locations: Locations, options: PrepOptions) -> dict:
     indexed = prepared.indexed
     frame = indexed.frame
-    fm = _write_fm(prepared, output, options)
-    schema = write_tables(prepared, output)
+    fm = _write_fm(prepared, locations.output, options)
+    schema = write_tables(prepared, locations.output, locations.personalize)
+    batch_users = write_batch_input(prepared, locations.batch_input)
+    log(f"batch input: {batch_users:,} users with a held-out interaction")
     n_train = int((~prepared.is_holdout).sum())
     return {
         "rows": {"clean": len(frame), "train": n_train, "holdout": len(frame) - n_train},
@@ -312,6 +381,7 @@ def write_outputs(prepared: Prepared, output: Path, options: PrepOptions) -> dic
         "dropped": prepared.dropped.as_dict(),
         "fm": fm,
         "personalize": {"interactions": n_train, "schema": schema},
+        "batch_input": {"users": batch_users, "file": BATCH_INPUT_FILE},
         "options": _jsonable(asdict(options)),
     }
 
@@ -320,8 +390,24 @@ def _jsonable(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def run(input_path: Path, output: Path, options: PrepOptions) -> dict:
+def run(
+    input_path: Path,
+    output: Path,
+    options: PrepOptions,
+    *,
+    personalize: Path | None = None,
+    batch_input: Path | None = None,
+    users: Path | None = None,
+    items: Path | None = None,
+) -> dict:
+    """The whole job (the places as in Locations.under). Everything that can refuse the data
+    (metadata columns and types, interactions columns, nothing left) does so before the first
+    file is written."""
     started = time.perf_counter()
+    locations = Locations.under(
+        output, personalize=personalize, batch_input=batch_input, users=users, items=items
+    )
+    metadata = read_metadata_tables(options, locations)
     dropped = Dropped()
     files = input_files(input_path, options.format)
     log(f"reading {len(files)} {options.format} file(s) from {input_path}")
@@ -333,35 +419,51 @@ def run(input_path: Path, output: Path, options: PrepOptions) -> dict:
         f"{len(prepared.indexed.frame):,} interactions kept: {prepared.indexed.n_users:,} users, "
         f"{prepared.indexed.n_items:,} items; holdout {int(prepared.is_holdout.sum()):,}"
     )
-    manifest = write_outputs(prepared, output, options)
+    manifest = write_outputs(prepared, locations, options)
     manifest["input"] = {"files": [str(f) for f in files], "rows_read": rows_read}
-    manifest["metadata"] = _write_metadata(input_path, output, options)
+    manifest["metadata"] = _write_metadata(metadata, locations.personalize, options)
     manifest["seconds"] = round(time.perf_counter() - started, 3)
+    output.mkdir(parents=True, exist_ok=True)
     (output / "manifest.json").write_text(json.dumps(manifest, indent=2))
     log(f"done in {manifest['seconds']} s; dropped: {manifest['dropped'] or 'nothing'}")
     return manifest
 
 
-def _write_metadata(input_path: Path, output: Path, options: PrepOptions) -> dict:
-    written = {}
-    base = input_path if input_path.is_dir() else input_path.parent
+def read_metadata_tables(options: PrepOptions, locations: Locations) -> dict[str, Metadata]:
+    """The users and items tables the options ask for, checked (training.metadata)."""
+    tables = {}
     for kind in ("users", "items"):
         spec: MetadataOptions | None = getattr(options, kind)
         if spec is None:
             continue
-        files = input_files(base / spec.path, spec.format)
-        reader = pd.read_parquet if spec.format == "parquet" else pd.read_csv
-        sep = {"sep": "\t"} if spec.format == "tsv" else {}
-        frame = pd.concat([reader(f, **sep) for f in files], ignore_index=True)
-        written[kind] = write_metadata(
-            frame,
-            output / "personalize",
+        tables[kind] = read_metadata(
+            kind,
+            getattr(locations, kind),
+            fmt=spec.format,
+            id_column=spec.id_column,
+            categorical=spec.categorical,
+            numerical=spec.numerical,
+        )
+        table = tables[kind]
+        log(
+            f"{kind}: {len(table.frame):,} rows kept of {table.rows_read:,}; "
+            f"dropped: {table.dropped.as_dict() or 'none'}"
+        )
+    return tables
+
+
+def _write_metadata(tables: dict[str, Metadata], directory: Path, options: PrepOptions) -> dict:
+    for kind, table in tables.items():
+        spec: MetadataOptions = getattr(options, kind)
+        write_metadata(
+            table.frame,
+            directory,
             kind=kind,
             id_column=spec.id_column,
             categorical=spec.categorical,
             numerical=spec.numerical,
         )
-    return written
+    return {kind: table.summary() for kind, table in tables.items()}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -370,6 +472,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--input", type=Path, default=PROCESSING / "input" / "interactions")
     parser.add_argument("--output", type=Path, default=PROCESSING / "output")
+    parser.add_argument(
+        "--personalize-output",
+        type=Path,
+        help="the Personalize import files (default: <output>/personalize)",
+    )
+    parser.add_argument(
+        "--batch-input-output",
+        type=Path,
+        help=f"the Personalize batch input, {BATCH_INPUT_FILE} (default: <output>/batch-input)",
+    )
+    for kind, default in METADATA_INPUTS.items():
+        parser.add_argument(
+            f"--{kind}",
+            type=Path,
+            default=default,
+            help=f"{kind} metadata, a file or a folder; read only when the options have {kind!r}",
+        )
     parser.add_argument(
         "--options",
         type=Path,
@@ -390,7 +509,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         options = options_from_args(args)
-        run(args.input, args.output, options)
+        run(
+            args.input,
+            args.output,
+            options,
+            personalize=args.personalize_output,
+            batch_input=args.batch_input_output,
+            users=args.users,
+            items=args.items,
+        )
     except (ValueError, FileNotFoundError) as err:
         print(f"prep failed: {err}", file=sys.stderr)
         return 2
