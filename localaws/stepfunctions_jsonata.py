@@ -52,6 +52,12 @@ def _query_errors_as_states_error(original):
     def eval_body(self, env) -> None:
         try:
             original(self, env)
+        except FailureEventException as failure:
+            details = failure.failure_event.event_details or {}
+            evaluation = details.get("evaluationFailedEventDetails")
+            if evaluation is not None and not evaluation.get("state"):
+                evaluation["state"] = _state_name(env)  # moto's "returned nothing" omits it
+            raise
         except JSONataException as err:
             error = StatesErrorNameType.StatesQueryEvaluationError.to_name()
             cause = (

@@ -101,7 +101,13 @@ class Guard:
 
     handler: sfn.IChainable
     retry_on_not_ready: bool = False
+    # Variables of an inner scope (a Map iteration) may not be written there if an outer scope
+    # has them, so each scope names its own: `item_failure`, `item_arn`, `item_polls`...
+    prefix: str = ""
     guarded: list[str] = field(default_factory=list)
+
+    def var(self, name: str) -> str:
+        return f"{self.prefix}{name}"
 
     def protect(self, task: sfn.TaskStateBase | sfn.CustomState, name: str) -> Any:
         task.add_retry(
@@ -118,29 +124,31 @@ class Guard:
             task.add_retry(
                 errors=NOT_READY, interval=Duration.seconds(30), backoff_rate=1.5, max_attempts=20
             )
-        task.add_catch(self.handler, errors=["States.ALL"], assign={"failure": failure_of(name)})
+        task.add_catch(
+            self.handler, errors=["States.ALL"], assign={self.var("failure"): failure_of(name)}
+        )
         self.guarded.append(name)
         return task
 
     def fail(self, scope: Construct, name: str, error: str, cause: str) -> sfn.Pass:
         """A Pass that sets `$failure` (cause: a JSONata expression) and goes to the handler."""
         record = f"{{'state': '{name}', 'error': '{error}', 'cause': {cause}}}"
-        step = sfn.Pass.jsonata(scope, name, assign={"failure": jsonata(record)})
+        step = sfn.Pass.jsonata(scope, name, assign={self.var("failure"): jsonata(record)})
         step.next(self.handler)
         return step
 
 
-def fail_with_failure(scope: Construct, name: str) -> sfn.Fail:
+def fail_with_failure(scope: Construct, name: str, variable: str = "failure") -> sfn.Fail:
     """End (a branch, or the run) with `$failure`'s error and cause. Fail may not raise a
     `States.*` name (reserved to the service), so those are reported as `Run.*`."""
     return sfn.Fail.jsonata(
         scope,
         name,
         error=jsonata(
-            "$substring($failure.error, 0, 7) = 'States.' ? 'Run.' & $substringAfter($failure.error, "
-            "'States.') : $failure.error"
+            f"$substring(${variable}.error, 0, 7) = 'States.' ? 'Run.' & "
+            f"$substringAfter(${variable}.error, 'States.') : ${variable}.error"
         ),
-        cause=jsonata("$failure.state & ': ' & $string($failure.cause)"),
+        cause=jsonata(f"${variable}.state & ': ' & $string(${variable}.cause)"),
     )
 
 
@@ -172,10 +180,13 @@ def bounded_poll(
     running out, goes to the guard's handler with a failure naming `resource` (an expression)
     and the last status and reason. The chain's end is the Choice's "done" branch.
     """
+    polls, wait_s, status_v, reason_v = (
+        guard.var(n) for n in ("polls", "pollWait", "lastStatus", "lastReason")
+    )
     start = sfn.Pass.jsonata(
         scope,
         f"{name} start",
-        assign={"polls": 0, "pollWait": policy.first_seconds},
+        assign={polls: 0, wait_s: policy.first_seconds},
     )
     describe = tasks.CallAwsService.jsonata(
         scope,
@@ -184,19 +195,20 @@ def bounded_poll(
         action=action,
         parameters=parameters,
         iam_resources=iam_resources,
-        assign={"lastStatus": jsonata(status), "lastReason": jsonata(f"$string({reason})")},
+        assign={
+            status_v: jsonata(status),
+            reason_v: jsonata(f"$exists({reason}) ? $string({reason}) : ''"),
+        },
         outputs=jsonata("$states.result"),
     )
     guard.protect(describe, f"{name} describe")
     wait = sfn.Wait.jsonata(
         scope,
         f"{name} wait",
-        time=sfn.WaitTime.seconds(jsonata("$pollWait")),
+        time=sfn.WaitTime.seconds(jsonata(f"${wait_s}")),
         assign={
-            "polls": jsonata("$polls + 1"),
-            "pollWait": jsonata(
-                f"$round($min([$pollWait * {policy.backoff}, {policy.max_seconds}]))"
-            ),
+            polls: jsonata(f"${polls} + 1"),
+            wait_s: jsonata(f"$round($min([${wait_s} * {policy.backoff}, {policy.max_seconds}]))"),
         },
     )
     wait.next(describe)
@@ -204,25 +216,27 @@ def bounded_poll(
         scope,
         f"{name} gave up",
         "PollExhausted",
-        f"{resource} & ' is still ' & $lastStatus & ' after {policy.max_polls} polls "
+        f"{resource} & ' is still ' & ${status_v} & ' after {policy.max_polls} polls "
         f"(about {policy.budget_hours():.1f} hours)'",
     )
     failed = guard.fail(
         scope,
         f"{name} failed",
         "ResourceFailed",
-        f"{resource} & ' is ' & $lastStatus & ($lastReason != '' ? ': ' & $lastReason : '')",
+        f"{resource} & ' is ' & ${status_v} & (${reason_v} != '' ? ': ' & ${reason_v} : '')",
     )
     check = (
         sfn.Choice.jsonata(scope, f"{name} ready?")
         .when(
             sfn.Condition.jsonata(
-                jsonata(f"$lastStatus in {literal(list(waiting))} and $polls >= {policy.max_polls}")
+                jsonata(
+                    f"${status_v} in {literal(list(waiting))} and ${polls} >= {policy.max_polls}"
+                )
             ),
             exhausted,
         )
-        .when(sfn.Condition.jsonata(jsonata(f"$lastStatus in {literal(list(waiting))}")), wait)
-        .when(sfn.Condition.jsonata(jsonata(f"$not($lastStatus in {literal(list(done))})")), failed)
+        .when(sfn.Condition.jsonata(jsonata(f"${status_v} in {literal(list(waiting))}")), wait)
+        .when(sfn.Condition.jsonata(jsonata(f"$not(${status_v} in {literal(list(done))})")), failed)
     )
     ready = sfn.Pass.jsonata(scope, f"{name} ready")
     check.otherwise(ready)

@@ -335,7 +335,11 @@ class PersonalizeWorkflow(Construct):
                 )
             },
         )
-        inner = Guard(self._iteration_failure(label), retry_on_not_ready=True)
+        inner = Guard(
+            fail_with_failure(self, f"{label} item: failed", "item_failure"),
+            retry_on_not_ready=True,
+            prefix="item_",
+        )
         event = self._entry_event("$states.input")
         if poll:
             body = self.steps.ensure(f"{label} item", step, event, inner)
@@ -344,13 +348,10 @@ class PersonalizeWorkflow(Construct):
         done = sfn.Pass.jsonata(
             self,
             f"{label} item: done",
-            outputs=jsonata("{'key': $states.context.Map.Item.Value.key, 'arn': $arn}"),
+            outputs=jsonata("{'key': $states.context.Map.Item.Value.key, 'arn': $item_arn}"),
         )
         each.item_processor(body.next(done))
         return each
-
-    def _iteration_failure(self, label: str) -> sfn.IChainable:
-        return fail_with_failure(self, f"{label} item: failed")
 
     def _ensure_only(self, label: str, step: str, event: dict, guard: Guard) -> sfn.Chain:
         call = tasks.LambdaInvoke.jsonata(
@@ -358,7 +359,7 @@ class PersonalizeWorkflow(Construct):
             f"{label}: ensure",
             lambda_function=self.uses.steps,
             payload=sfn.TaskInput.from_object({"step": step, **event}),
-            assign={"arn": jsonata("$states.result.Payload.arn")},
+            assign={guard.var("arn"): jsonata("$states.result.Payload.arn")},
             retry_on_service_exceptions=False,
         )
         guard.protect(call, f"{label}: ensure")

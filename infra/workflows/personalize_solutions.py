@@ -26,9 +26,9 @@ def solution_iteration(workflow: PersonalizeWorkflow, steps: PersonalizeSteps) -
     failed = sfn.Pass.jsonata(
         workflow,
         "Solution: failed",
-        outputs=jsonata("{'solution': $solutionKey, 'recipe': $recipe, 'failed': $failure}"),
+        outputs=jsonata("{'solution': $solutionKey, 'recipe': $recipe, 'failed': $sol_failure}"),
     )
-    guard = Guard(failed, retry_on_not_ready=True)
+    guard = Guard(failed, retry_on_not_ready=True, prefix="sol_")
     start = sfn.Pass.jsonata(
         workflow,
         "Solution: start",
@@ -47,7 +47,7 @@ def solution_iteration(workflow: PersonalizeWorkflow, steps: PersonalizeSteps) -
         guard,
     )
     keep_solution = sfn.Pass.jsonata(
-        workflow, "Solution: remember", assign={"solutionArn": jsonata("$arn")}
+        workflow, "Solution: remember", assign={"solutionArn": jsonata("$sol_arn")}
     )
     version_refs = (
         "$merge([$refs, {'arn:solution:' & $solutionKey: $solutionArn, "
@@ -63,7 +63,7 @@ def solution_iteration(workflow: PersonalizeWorkflow, steps: PersonalizeSteps) -
         workflow,
         "Solution version: remember",
         assign={
-            "versionArn": jsonata("$arn"),
+            "versionArn": jsonata("$sol_arn"),
             "trainingHours": jsonata("$states.input.SolutionVersion.TrainingHours"),
         },
     )
@@ -115,6 +115,13 @@ def solution_iteration(workflow: PersonalizeWorkflow, steps: PersonalizeSteps) -
             "'batches': [$states.input]}"
         ),
     )
+    any_metrics = sfn.Choice.jsonata(workflow, "Solution metrics: any?")
+    any_metrics.when(
+        sfn.Condition.jsonata(jsonata("$exists($metrics) and $count($keys($metrics)) > 0")),
+        publish.next(batches),
+    )
+    any_metrics.otherwise(batches)
+    batches.next(done)
     return (
         sfn.Chain.start(start)
         .next(solution)
@@ -122,9 +129,7 @@ def solution_iteration(workflow: PersonalizeWorkflow, steps: PersonalizeSteps) -
         .next(version)
         .next(keep_version)
         .next(metrics)
-        .next(publish)
-        .next(batches)
-        .next(done)
+        .next(any_metrics)
     )
 
 
@@ -135,8 +140,8 @@ def _batches(workflow: PersonalizeWorkflow, steps: PersonalizeSteps) -> sfn.ICha
         items=sfn.ProvideItems.jsonata(jsonata("$batches")),
         max_concurrency=2,
     )
-    failed = fail_with_failure(workflow, "Batch inference: failed")
-    guard = Guard(failed, retry_on_not_ready=True)
+    failed = fail_with_failure(workflow, "Batch inference: failed", "job_failure")
+    guard = Guard(failed, retry_on_not_ready=True, prefix="job_")
     refs = (
         "$merge([$refs, {'arn:solutionVersion:' & $solutionKey: $versionArn, "
         "'run:name': $states.input.stem & $suffix}])"
@@ -152,7 +157,7 @@ def _batches(workflow: PersonalizeWorkflow, steps: PersonalizeSteps) -> sfn.ICha
         "Batch job: done",
         outputs=jsonata(
             "{'key': $states.context.Map.Item.Value.key, 'solution': $solutionKey, "
-            "'recipe': $recipe, 'arn': $arn}"
+            "'recipe': $recipe, 'arn': $job_arn}"
         ),
     )
     each.item_processor(job.next(done))
@@ -160,11 +165,13 @@ def _batches(workflow: PersonalizeWorkflow, steps: PersonalizeSteps) -> sfn.ICha
         sfn.Pass.jsonata(
             workflow,
             "Batch inference: record",
-            outputs=jsonata("{'solution': $solutionKey, 'recipe': $recipe, 'failed': $failure}"),
+            outputs=jsonata(
+                "{'solution': $solutionKey, 'recipe': $recipe, 'failed': $sol_failure}"
+            ),
         ),
         errors=["States.ALL"],
         assign={
-            "failure": jsonata(
+            "sol_failure": jsonata(
                 "{'state': 'Batch inference', 'error': $states.errorOutput.Error, "
                 "'cause': $states.errorOutput.Cause}"
             )

@@ -63,7 +63,7 @@ class PersonalizeSteps:
 
     def ensure(self, label: str, step: str, event: dict, guard: Guard) -> sfn.Chain:
         """Lambda step, then poll; the chain's output is the last Describe response and `$arn`
-        holds the resource's ARN. `event` values are JSONata expressions or literals."""
+        holds the resource's ARN (`$<prefix>arn` in an inner scope). `event` values are JSONata expressions or literals."""
         family = FAMILIES[step]
         call = tasks.LambdaInvoke.jsonata(
             self.scope,
@@ -71,28 +71,29 @@ class PersonalizeSteps:
             lambda_function=self.function,
             payload=sfn.TaskInput.from_object({"step": step, **event}),
             assign={
-                "arn": jsonata("$states.result.Payload.arn"),
-                "updated": jsonata("$states.result.Payload.updated = true"),
+                guard.var("arn"): jsonata("$states.result.Payload.arn"),
+                guard.var("updated"): jsonata("$states.result.Payload.updated = true"),
             },
             outputs=jsonata("$states.result.Payload"),
             retry_on_service_exceptions=False,  # the guard's Retry covers them, once
         )
         guard.protect(call, f"{label}: ensure")
+        arn, updated = f"${guard.var('arn')}", f"${guard.var('updated')}"
         status = f"$states.result.{family.noun}.Status"
         if family.updatable:
             update = f"$states.result.{family.noun}.Latest{family.noun}Update.Status"
-            status = f"($updated and $exists({update}) ? {update} : {status})"
+            status = f"({updated} and $exists({update}) ? {update} : {status})"
         poll = bounded_poll(
             self.scope,
             label,
             guard=guard,
             service="personalize",
             action=f"describe{family.noun}",
-            parameters={f"{family.noun}Arn": jsonata("$arn")},
+            parameters={f"{family.noun}Arn": jsonata(arn)},
             iam_resources=owned_arns(self.scope, family.arn_type, self.stack_prefix),
             status=status,
             reason=f"$states.result.{family.noun}.FailureReason",
-            resource=f"'{family.noun} ' & $arn",
+            resource=f"'{family.noun} ' & {arn}",
             policy=family.policy,
         )
         return sfn.Chain.start(call).next(poll)
