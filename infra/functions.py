@@ -8,6 +8,7 @@ scope (List* calls; event trackers, whose ARN carries a service-made id; the pub
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
@@ -55,6 +56,7 @@ def logged_function(
     environment: dict[str, str] | None = None,
     memory_size: int = 256,
     also_unscoped: str = "",
+    **options: Any,
 ) -> lambda_.Function:
     """A function with its own role (logs to its own group only) and X-Ray tracing."""
     log_group = logs.LogGroup(
@@ -83,6 +85,7 @@ def logged_function(
         tracing=lambda_.Tracing.ACTIVE,
         environment=environment or {},
         description=description,
+        **options,
     )
     acknowledge(
         role,
@@ -156,17 +159,26 @@ class PersonalizeStepsFunction(Construct):
 
 
 class RunPlanner(Construct):
-    """lambdas/runs plan: the first state of every run (TEMPORARY stand-in until lambdas/runs lands)."""
+    """lambdas/runs plan: the first state of every run (config, contracts, checks before any
+    billable call). It reads the data it checks and asks Personalize and Service Quotas how much
+    room the account has."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, data) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, data: s3.IBucket, stack_prefix: str) -> None:
         super().__init__(scope, construct_id)
         self.function = logged_function(
             self,
             "Function",
-            description="recops: plan a run",
-            code=python_code(REPO / "lambdas" / "personalize", lambda_.Runtime.PYTHON_3_14),
-            handler="personalize.handlers.handler",
-            runtime=lambda_.Runtime.PYTHON_3_14,
+            description=f"recops {stack_prefix}: plan a run and refuse what Personalize would reject",
+            code=runs_code(),
+            handler="runs.plan.handler",
+            runtime=RUNS_RUNTIME,
+            architecture=RUNS_ARCHITECTURE,
             timeout=Duration.minutes(5),
-            environment={"DATA_BUCKET": data.bucket_name},
+            memory_size=512,
+            environment={"DATA_BUCKET": data.bucket_name, "POWERTOOLS_SERVICE_NAME": "recops-plan"},
+            also_unscoped=PLANNER_UNSCOPED,
         )
+        role = self.function.role
+        assert role is not None
+        for statement in planner_statements(data):
+            role.add_to_principal_policy(statement)

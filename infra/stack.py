@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from infra import layout
@@ -15,6 +16,7 @@ from infra.grants import PrefixGrant
 from infra.personalize_access import PersonalizeAccess
 from infra.sagemaker_role import SageMakerRole
 from infra.storage import Storage
+from infra.triggers import RetrainingSchedule, UploadTrigger
 from infra.workflows import jobs
 from infra.workflows.personalize import PersonalizeWorkflow, Resources
 from recops import names
@@ -82,7 +84,7 @@ class RecopsStack(Stack):
             stack_prefix=config.prefix,
             personalize_role=self.personalize.role,
         )
-        self.planner = RunPlanner(self, "Planner", data=data)
+        self.planner = RunPlanner(self, "Planner", data=data, stack_prefix=config.prefix)
         self.personalize_workflow = PersonalizeWorkflow(
             self,
             "PersonalizeWorkflow",
@@ -100,6 +102,14 @@ class RecopsStack(Stack):
                 kms_key=kms_key,
             ),
         )
+        machine = self.personalize_workflow.machine
+        self.trigger = UploadTrigger(
+            self, "UploadTrigger", data=data, machine=machine, stack_prefix=config.prefix
+        )
+        if config.retraining is not None:
+            RetrainingSchedule(self, "Retraining", machine=machine, retraining=config.retraining)
+        if config.notifications.email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(config.notifications.email))
         self._outputs()
 
     def _outputs(self) -> None:

@@ -57,6 +57,12 @@ class Storage(Construct):
             "logging it into itself would loop.",
         )
         self.data = self._bucket("Data", "data/", removal, kms_key, versioned=True)
+        # Object events go to EventBridge (an uploaded config starts a run): set on the bucket
+        # itself, not through CDK's notifications custom resource and its extra Lambda.
+        data_bucket = self.data.node.default_child
+        data_bucket.add_property_override(  # type: ignore[union-attr]
+            "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
+        )
         self.artifacts = self._bucket("Artifacts", "artifacts/", removal, kms_key, versioned=False)
         self.buckets = [self.data, self.artifacts, self.access_logs]
         if not retain_data:

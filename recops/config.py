@@ -382,6 +382,50 @@ class EvaluationConfig(_Model):
         return sorted(set(values))
 
 
+# What EventBridge Scheduler accepts for a recurring schedule (one-time at() is not a retraining).
+_SCHEDULE = r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(\S+( \S+){5}\))$"
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class NotificationsConfig(_Model):
+    """Who hears how a run ended. Every run notifies the stack's SNS topic and EventBridge."""
+
+    email: str | None = Field(
+        None,
+        description="An address subscribed to the run notifications (it must confirm the "
+        "subscription e-mail SNS sends after deploy).",
+        json_schema_extra={"pattern": _EMAIL},
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(_EMAIL, value):
+            raise ValueError("must be one e-mail address such as ml-team@example.com")
+        return value
+
+
+class RetrainingConfig(_Model):
+    """Re-import the data and retrain on a schedule (each run is billed like one started by hand)."""
+
+    schedule: str = Field(
+        description="An EventBridge Scheduler expression: rate(7 days) or cron(0 3 ? * SUN *).",
+        json_schema_extra={"pattern": _SCHEDULE},
+    )
+    timezone: str = Field("UTC", description="The IANA time zone of a cron() schedule.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _an_expression(cls, value: str) -> str:
+        if not re.fullmatch(_SCHEDULE, value):
+            raise ValueError(
+                "use rate(<n> minutes|hours|days), e.g. rate(7 days), or a six-field "
+                "cron(minutes hours day-of-month month day-of-week year), e.g. "
+                "cron(0 3 ? * SUN *)"
+            )
+        return value
+
+
 class PipelineConfig(_Model):
     """One deployment: its name prefix, its data, and the pipelines it runs."""
 
@@ -405,6 +449,10 @@ class PipelineConfig(_Model):
         default_factory=FactorizationMachinesConfig
     )
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    retraining: RetrainingConfig | None = Field(
+        None, description="Scheduled re-import and retraining; off unless set."
+    )
 
     @field_validator("prefix")
     @classmethod
