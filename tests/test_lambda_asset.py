@@ -217,6 +217,9 @@ def test_the_asset_hash_follows_every_bundled_file(tmp_path):
     assert content_hash(**bundled) != after
 
 
+NO_TRACING = {"POWERTOOLS_TRACE_DISABLED": "true"}
+
+
 def test_the_runs_handlers_run_in_lambdas_python_from_the_asset(runs_asset):
     """The real asset, zipped, run by the local account's isolated python3.12 worker (no dev
     venv on sys.path): pydantic-core, rpds-py and the repository's packages import there."""
@@ -241,31 +244,32 @@ def test_the_runs_handlers_run_in_lambdas_python_from_the_asset(runs_asset):
         s3.put_object(Bucket="data", Key="raw/i.csv", Body=f"user_id,item_id,timestamp\n{rows}\n")
         s3.put_object(Bucket="data", Key="train/bad.json", Body=b'{"prefix": "x"}')
         functions = account.client("lambda")
-        for name, handler, variables in (
-            ("plan", "runs.plan.handler", {"DATA_BUCKET": "data"}),
-            ("trigger", "runs.trigger.handler", {"STATE_MACHINE_ARN": "arn:aws:states:::x"}),
-        ):
-            functions.create_function(
-                FunctionName=name,
-                Runtime="python3.12",
-                Role=role(account),
-                Handler=handler,
-                Code={"ZipFile": buffer.getvalue()},
-                Timeout=60,
-                Environment={"Variables": {**variables, "POWERTOOLS_TRACE_DISABLED": "true"}},
-            )
+        functions.create_function(  # one function, then the other handler: a 15 MB zip is slow
+            FunctionName="runs",  # to create locally (seconds)
+            Runtime="python3.12",
+            Role=role(account),
+            Handler="runs.plan.handler",
+            Code={"ZipFile": buffer.getvalue()},
+            Timeout=60,
+            Environment={"Variables": {"DATA_BUCKET": "data", **NO_TRACING}},
+        )
         planned = functions.invoke(
-            FunctionName="plan",
+            FunctionName="runs",
             Payload=json.dumps({"input": {}, "deployedConfig": config, "executionName": "a" * 36}),
         )
         assert "FunctionError" not in planned, planned["Payload"].read()
         result = json.loads(planned["Payload"].read())
         assert (result["runId"], result["stack"]) == ("a" * 12, "recops-test")
         assert result["checks"]["data"]["interactions"]["stoppedEarly"] is True
+        logs = log_text(account, "runs")
+        functions.update_function_configuration(
+            FunctionName="runs",
+            Handler="runs.trigger.handler",
+            Environment={"Variables": {"STATE_MACHINE_ARN": "arn:aws:states:::x", **NO_TRACING}},
+        )
         upload = {"detail": {"bucket": {"name": "data"}, "object": {"key": "train/bad.json"}}}
-        triggered = functions.invoke(FunctionName="trigger", Payload=json.dumps(upload))
+        triggered = functions.invoke(FunctionName="runs", Payload=json.dumps(upload))
         answer = json.loads(triggered["Payload"].read())
         assert "FunctionError" not in triggered, answer
         assert answer["rejected"].startswith("s3://data/train/bad.json: ")
-        logs = log_text(account, "plan")
     assert "localaws runs python3.12 functions on Python" not in logs  # pyenv's 3.12 ran it
