@@ -17,9 +17,11 @@ import codecs
 import csv
 import io
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from recops.config import MetadataSource, PipelineConfig, TableSource
 from training.input_formats import SUFFIXES, is_data_file
@@ -79,7 +81,28 @@ def check_data(
     return checks
 
 
+@contextmanager
+def readable(field: str, bucket: str, path: str) -> Iterator[None]:
+    """S3 refusing the step its read becomes a refusal naming the field, not a bare AccessDenied."""
+    try:
+        yield
+    except ClientError as err:
+        code = err.response.get("Error", {}).get("Code", "")
+        if code not in ("AccessDenied", "403", "AllAccessDisabled"):
+            raise
+        raise DataRejectedError(
+            f"{field}.path {path!r}: the plan step may not read s3://{bucket}/{path} ({code}). "
+            "The stack lets its steps and jobs read only part of the data bucket (raw/ in its "
+            f"layout): upload the data under raw/ and set {field}.path to it"
+        ) from None
+
+
 def check_interactions(s3: Any, bucket: str, source: TableSource) -> dict[str, Any]:
+    with readable("data.interactions", bucket, source.path):
+        return _check_interactions(s3, bucket, source)
+
+
+def _check_interactions(s3: Any, bucket: str, source: TableSource) -> dict[str, Any]:
     field = "data.interactions"
     keys = data_files(s3, bucket, field, source.path, source.format)
     if source.format == "parquet":
@@ -140,6 +163,11 @@ def refuse_below_minimums(checks: dict[str, Any], bucket: str, source: TableSour
 
 
 def check_metadata(s3: Any, bucket: str, field: str, source: MetadataSource) -> dict[str, Any]:
+    with readable(field, bucket, source.path):
+        return _check_metadata(s3, bucket, field, source)
+
+
+def _check_metadata(s3: Any, bucket: str, field: str, source: MetadataSource) -> dict[str, Any]:
     keys = data_files(s3, bucket, field, source.path, source.format)
     if source.format == "parquet":
         return _not_read(keys)

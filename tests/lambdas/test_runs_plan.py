@@ -454,3 +454,20 @@ def test_the_file_reader_streams_lines_as_csv_reads_them():
 
     lines = data_checks.object_lines(S3(), "b", "k")
     assert list(csv.reader(lines)) == [["a", "b"], ["x\ny", "é"], ["last"]]
+
+
+def test_data_the_step_may_not_read_is_refused_naming_the_field():
+    from botocore.exceptions import ClientError
+
+    class Forbidden:
+        def get_paginator(self, _):
+            raise ClientError({"Error": {"Code": "AccessDenied"}}, "ListObjectsV2")
+
+    source = parse_config(changed(lambda c: c["data"]["interactions"].update(path="x/i.csv")))
+    with pytest.raises(DataRejectedError) as refused:
+        data_checks.check_interactions(Forbidden(), BUCKET, source.data.interactions)
+    assert str(refused.value) == (
+        f"data.interactions.path 'x/i.csv': the plan step may not read s3://{BUCKET}/x/i.csv "
+        "(AccessDenied). The stack lets its steps and jobs read only part of the data bucket "
+        "(raw/ in its layout): upload the data under raw/ and set data.interactions.path to it"
+    )
