@@ -6,8 +6,9 @@ path, or every object of the format under the path taken as a folder. CSV and TS
 and counted only until the minimums are met (at least `MIN_INTERACTIONS` interactions and
 `MIN_USERS_WITH_TWO` users with two or more; Personalize's limits page), so a 10 GB file costs a
 few kilobytes here; what was read is reported (`rowsRead`, `filesRead`, `stoppedEarly`).
-Counted as an interaction: a row with a user id and an item id that are not empty (what prep
-keeps before its own filters), on the raw data. Parquet is not read here: the Lambda has no
+Counted as an interaction: a row whose user id, item id and (when mapped) event type are not
+missing (`training.input_formats.MISSING_TEXT`: empty, or a spelling of null), on the raw rows,
+before prep's own filters. Parquet is not read here: the Lambda has no
 pyarrow, so its files are listed and the counts and columns are reported as not checked.
 """
 
@@ -24,7 +25,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from recops.config import MetadataSource, PipelineConfig, TableSource
-from training.input_formats import SUFFIXES, is_data_file
+from training.input_formats import MISSING_TEXT, SUFFIXES, is_data_file
 
 from .errors import DataRejectedError
 
@@ -121,21 +122,24 @@ def _check_interactions(s3: Any, bucket: str, source: TableSource) -> dict[str, 
             if count.enough():
                 continue  # the header is checked in every file; the rows are counted no further
             count.files_read += 1
-            user, item = header.index(source.columns.user_id), header.index(source.columns.item_id)
-            _count_rows(reader, user, item, count, seen)
+            required = [source.columns.user_id, source.columns.item_id]
+            if source.columns.event_type:  # prep drops a row without one, as Personalize would
+                required.append(source.columns.event_type)
+            _count_rows(reader, [header.index(column) for column in required], count, seen)
     return {"format": source.format, "counted": True, "columnsChecked": True, **count.as_checks()}
 
 
 def _count_rows(
-    reader: Iterator[list[str]], user: int, item: int, count: InteractionCount, seen: dict
+    reader: Iterator[list[str]], required: list[int], count: InteractionCount, seen: dict
 ) -> None:
-    """Count rows until the minimums are met or the file ends."""
-    width = max(user, item)
+    """Count rows until the minimums are met or the file ends. required: the user's column,
+    the item's, and the event type's when mapped; a row missing one is no interaction."""
+    user, width = required[0], max(required)
     for row in reader:
         if not row:
             continue  # a blank line, which pandas skips too
         count.rows_read += 1
-        if len(row) <= width or not row[user] or not row[item]:
+        if len(row) <= width or any(row[column] in MISSING_TEXT for column in required):
             continue
         count.interactions += 1
         seen[row[user]] = times = seen.get(row[user], 0) + 1

@@ -247,14 +247,29 @@ def test_data_below_personalizes_minimums_is_refused(account, body, counts):
     )
 
 
-def test_rows_without_a_user_or_an_item_are_read_but_not_counted(account):
-    rows = interactions(1000).decode().splitlines()
-    rows[1:11] = [",i1,5", "u1,,5", "u2", "", "u3,i3,7", "u3,i4,8", '"u,4",i5,9', "", "", ""]
-    put(account, "raw/interactions.csv", "\n".join(rows).encode())
+def test_rows_with_a_missing_id_are_read_but_not_counted(account):
+    """Missing as prep reads it (training.input_formats.MISSING_TEXT): empty, or null spelled
+    NULL, NaN, nan, None; "NA" is an id. Blank lines are no rows."""
+    bad = [",i1,5", "u1,,5", "NULL,i1,5", "u1,NaN,5", "None,i1,5", "u1,nan,5", "u2"]
+    good = ["NA,i1,5", "u3,NULLS,7", '"u,4",i5,9']
+    body = "\n".join(["user_id,item_id,timestamp", *bad, "", *good, "", ""]).encode()
+    put(account, "raw/interactions.csv", body)
     config = changed(lambda c: c["personalize"].update(solutions=[], batch_inference=[]))
     checks = run_plan(event(deployed=config))["checks"]["data"]["interactions"]
-    assert checks["rowsRead"] == 1000 - 10 + 6  # 4 blank lines are no rows
-    assert checks["interactions"] == 1000 - 10 + 3
+    assert (checks["rowsRead"], checks["interactions"]) == (10, 3)
+
+
+def test_rows_without_an_event_type_are_not_counted_when_one_is_mapped(account):
+    rows = ["user_id,item_id,timestamp,event", "u1,i1,5,click", "u1,i2,5,", "u1,i3,5,NULL"]
+    put(account, "raw/interactions.csv", "\n".join(rows).encode())
+    config = changed(
+        lambda c: (
+            c["data"]["interactions"].update(columns={"event_type": "event"})
+            or c["personalize"].update(solutions=[], batch_inference=[])
+        )
+    )
+    checks = run_plan(event(deployed=config))["checks"]["data"]["interactions"]
+    assert (checks["rowsRead"], checks["interactions"]) == (3, 1)
 
 
 def test_missing_data_is_refused_naming_the_path_and_the_fix(account):
