@@ -486,3 +486,10 @@ def test_data_the_step_may_not_read_is_refused_naming_the_field():
         "(AccessDenied). The stack lets its steps and jobs read only part of the data bucket "
         "(raw/ in its layout): upload the data under raw/ and set data.interactions.path to it"
     )
+
+
+def test_the_deployed_config_as_the_stack_passes_it_plans_the_same(account):
+    """The stack passes its config as model_dump(mode="json", exclude_none=True)."""
+    put(account, "raw/interactions.csv", interactions(3000))
+    dumped = parse_config(CONFIG).model_dump(mode="json", exclude_none=True)
+    assert run_plan(event(deployed=dumped))["contracts"] == run_plan(event())["contracts"]
