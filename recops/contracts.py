@@ -148,7 +148,7 @@ def _metadata_options(source: MetadataSource | None) -> dict[str, Any] | None:
 
 def schemas(config: PipelineConfig) -> dict[str, dict]:
     """The Avro schema of each dataset, exactly as training/prep.py writes it next to the CSV."""
-    from training.personalize_files import interactions_schema, metadata_schema
+    from training.personalize_schemas import interactions_schema, metadata_schema
 
     columns = config.data.interactions.columns
     mapped = {

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from training.input_formats import MISSING_TEXT, SUFFIXES, is_data_file
+
 CANONICAL = ("USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE")
-SUFFIXES = {"csv": (".csv",), "tsv": (".tsv", ".inter", ".txt"), "parquet": (".parquet",)}
 _BAD_LINE = re.compile(r"Skipping line \d+", re.IGNORECASE)
-MISSING_TEXT = ("", "NULL", "NaN", "nan", "None")
 # Columns whose missing values drop the row: Personalize requires each of them when present.
 REQUIRED_TEXT = ("USER_ID", "ITEM_ID", "EVENT_TYPE")
 
@@ -61,7 +61,7 @@ def input_files(location: Path, fmt: str, what: str = "interactions") -> list[Pa
         return [location]
     if not location.is_dir():
         raise FileNotFoundError(f"no {what} at {location}")
-    found = sorted(p for p in location.rglob("*") if p.is_file() and p.suffix in SUFFIXES[fmt])
+    found = sorted(p for p in location.rglob("*") if p.is_file() and is_data_file(p.name, fmt))
     if not found:
         raise FileNotFoundError(f"no {fmt} files ({', '.join(SUFFIXES[fmt])}) under {location}")
     return found
