@@ -14,9 +14,12 @@ from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.lambda_asset import python_code
+from infra import layout
+from infra.grants import kms_statement
+from infra.lambda_asset import RUNS_ARCHITECTURE, RUNS_RUNTIME, python_code, runs_code
 from infra.nag import acknowledge, acknowledge_wildcards
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,6 +90,8 @@ def logged_function(
         description=description,
         **options,
     )
+    if runtime == RUNS_RUNTIME:
+        acknowledge(function, "AwsSolutions-L1", RUNS_RUNTIME_REASON)
     acknowledge(
         role,
         "AwsSolutions-IAM5[Resource::*]",
@@ -158,12 +163,55 @@ class PersonalizeStepsFunction(Construct):
         )
 
 
+RUNS_RUNTIME_REASON = (
+    "The run steps bundle pydantic-core as CPython 3.12 binary wheels (no Docker build); the "
+    "offline account runs python3.12 functions in a real 3.12 interpreter, which a newer "
+    "runtime's binaries would not load. Move both together when the local runtimes do."
+)
+PLANNER_UNSCOPED = (
+    " So do the Personalize List calls and Service Quotas' quota reads the plan uses to check "
+    "the account has room for the run."
+)
+PLANNER_LISTS = [
+    f"personalize:List{noun}"
+    for noun in ("DatasetGroups", "Solutions", "Filters", "Recommenders", "Campaigns")
+]
+
+
+def planner_statements(data: s3.IBucket) -> list[iam.PolicyStatement]:
+    """What lambdas/runs/README.md says the plan reads: the data it checks, configs uploaded
+    under train/, and the account's room (Personalize listings, Service Quotas)."""
+    statements = [
+        iam.PolicyStatement(actions=["s3:ListBucket"], resources=[data.bucket_arn]),
+        iam.PolicyStatement(
+            actions=["s3:GetObject"],
+            resources=[
+                data.arn_for_objects(f"{layout.DATA.raw}*"),
+                data.arn_for_objects(f"{layout.DATA.uploads}*"),
+            ],
+        ),
+        iam.PolicyStatement(
+            actions=[
+                *PLANNER_LISTS,
+                "servicequotas:ListAWSDefaultServiceQuotas",
+                "servicequotas:GetServiceQuota",
+            ],
+            resources=["*"],
+        ),
+    ]
+    if data.encryption_key is not None:
+        statements.append(kms_statement(data.encryption_key))
+    return statements
+
+
 class RunPlanner(Construct):
     """lambdas/runs plan: the first state of every run (config, contracts, checks before any
     billable call). It reads the data it checks and asks Personalize and Service Quotas how much
     room the account has."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, data: s3.IBucket, stack_prefix: str) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, data: s3.IBucket, stack_prefix: str
+    ) -> None:
         super().__init__(scope, construct_id)
         self.function = logged_function(
             self,
@@ -180,5 +228,11 @@ class RunPlanner(Construct):
         )
         role = self.function.role
         assert role is not None
-        for statement in planner_statements(data):
+        statements = planner_statements(data)
+        for statement in statements:
             role.add_to_principal_policy(statement)
+        acknowledge_wildcards(
+            role,
+            [s for s in statements if "*" not in s.resources],
+            "The plan reads only the data it checks (raw/) and uploaded configs (train/).",
+        )

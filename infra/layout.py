@@ -14,6 +14,7 @@ class DataPrefixes:
     """The data bucket: what users upload and what preparation makes of it."""
 
     raw: str = "raw/"
+    uploads: str = "train/"  # a config uploaded here starts a run (infra/triggers.py)
     prepared: str = "prepared/"
     personalize_import: str = "personalize/import/"
 

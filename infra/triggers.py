@@ -14,12 +14,13 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra import layout
 from infra.functions import logged_function
 from infra.lambda_asset import RUNS_ARCHITECTURE, RUNS_RUNTIME, runs_code
 from infra.nag import acknowledge_wildcards
 from recops.config import RetrainingConfig
 
-UPLOAD_PREFIX = "train/"
+UPLOAD_PREFIX = layout.DATA.uploads
 
 
 class UploadTrigger(Construct):
@@ -62,7 +63,11 @@ class UploadTrigger(Construct):
             ),
             iam.PolicyStatement(
                 actions=["events:PutEvents"],
-                resources=[stack.format_arn(service="events", resource="event-bus", resource_name="default")],
+                resources=[
+                    stack.format_arn(
+                        service="events", resource="event-bus", resource_name="default"
+                    )
+                ],
             ),
         ]
         for statement in statements:

@@ -339,6 +339,15 @@ def test_hyperparameters_pass_the_built_in_algorithms_rules(prepared, target, in
 def test_the_whole_contract_is_json_and_printable(demo_config, capsys):
     whole = contracts.contracts(demo_config)
     assert json.loads(json.dumps(whole)) == whole
-    assert set(whole) == {"version", "stack", "prep", "personalize", "sagemaker", "evaluation"}
+    assert set(whole) == {
+        "version",
+        "stack",
+        "data",
+        "prep",
+        "personalize",
+        "sagemaker",
+        "evaluation",
+    }
+    assert whole["data"] == {"interactions": demo_config.data.interactions.path}
     assert contracts.main([str(DEMO_CONFIG), "prep"]) == 0
     assert json.loads(capsys.readouterr().out) == whole["prep"]

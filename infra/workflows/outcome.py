@@ -70,7 +70,7 @@ def failure_path(
     )
     subject = f"'recops {stack} run ' & {run} & ': FAILED'"
     message = (
-        f"'recops {stack}: run ' & {run} & ' failed in state \"' & $failure.state & '\".\\n"
+        f"'recops {stack}: run ' & {run} & ' FAILED in state \"' & $failure.state & '\".\\n"
         "Error: ' & $failure.error & '\\nCause: ' & $string($failure.cause) & '\\nExecution: ' "
         "& $states.context.Execution.Id"
     )
