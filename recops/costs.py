@@ -4,6 +4,9 @@ Both give a `recops.prices.Usage` (and the `Standing` resources billed by the ho
 `recops.prices` prices with the one table. Measuring reads only what the run owns: Personalize
 and SageMaker resources named `<stack>--…-<run id>[-<attempt>]` (`recops.names`), plus the
 stack's campaigns and recommenders, which bill by the hour whichever run made them.
+
+Measuring needs boto3 clients and the standard library only (the config model is imported by
+`estimate` alone), so a Lambda step can bundle this module with `names.py` and `prices.py`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from recops import contracts, names
+from recops import names
 from recops.prices import SECONDS_PER_HOUR, SageMakerJob, Standing, Usage, is_v2
 
 if TYPE_CHECKING:
@@ -301,6 +304,8 @@ class Assumptions:
 # SageMaker jobs of a run (recops.contracts.SAGEMAKER_JOBS) that bill instances: their kind and
 # which instance types they use. The KNN model is CreateModel, which bills nothing.
 def _estimated_jobs(config: PipelineConfig, minutes: float) -> list[SageMakerJob]:
+    from recops import contracts  # imports the config model, which Lambda steps do not bundle
+
     fm = config.factorization_machines
     processing = ("processing", fm.processing_instance_type, 1)
     jobs = {"prep": processing, "evaluate": processing}

@@ -2,6 +2,8 @@
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -202,3 +204,12 @@ def test_the_readme_shows_the_table_and_the_demo_estimate():
     assert block in readme, "README is stale: paste `python -m recops.prices` into it"
     for price in TABLE.prices.values():
         assert f"| `{price.key}` | {price.usd:g} |" in block
+
+
+def test_pricing_and_measuring_need_no_pydantic():
+    """A Lambda step can bundle prices.py, costs.py and names.py with boto3 alone."""
+    code = (
+        "import sys, recops.costs, recops.prices; "
+        "assert 'pydantic' not in sys.modules, 'pydantic imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
