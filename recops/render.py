@@ -13,9 +13,10 @@ from rich.table import Table
 
 from recops.prices import RunCost, usd
 
-# Standard metrics (notes/metrics.md) shown beside the ranking one, at its K; the AWS-notebook
-# variants (aws_*) and the other Ks are in metrics.json (`recops report --json`).
-METRIC_ORDER = ("ndcg", "precision", "recall", "hit", "mrr", "coverage")
+# The per-user metrics (notes/metrics.md) shown beside the ranking one, at its K, so a table
+# fits a terminal; coverage, the AWS-notebook variants (aws_*) and the other Ks are in
+# metrics.json (`recops report --json`) and report.html.
+METRIC_ORDER = ("ndcg", "precision", "recall", "hit", "mrr")
 
 
 def shown_metrics(metrics: dict[str, Any]) -> list[str]:

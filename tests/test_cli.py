@@ -662,3 +662,69 @@ def test_kms_policy_renders_the_statements_for_the_deployed_roles(account, outpu
         )
         + "\n"
     )
+
+
+def test_the_leaderboard_reads_what_the_evaluation_writes():
+    """metrics.json v2 as training/evaluate.py builds it, rendered as `report` prints it."""
+    from rich.console import Console
+
+    from recops import render
+    from training import evaluate
+
+    def scores(ndcg: float) -> dict[str, float]:
+        return {"ndcg@10": ndcg, "precision@10": ndcg / 2, "recall@10": ndcg / 3, "ndcg@5": 0.0}
+
+    batch = "personalize (user-personalization)"
+    context = evaluate.RunContext(
+        run="0123456789ab",
+        not_scored=[
+            {"solution": "similar-items", "recipe": "aws-similar-items", "why": "item-to-item"}
+        ],
+        failed=[{"solution": "popularity", "error": "States.TaskFailed", "cause": "too few users"}],
+    )
+    document = evaluate.metrics_document(
+        {"popularity": scores(0.06), "popularity, seen removed": scores(0.14), batch: scores(0.3)},
+        [5, 10, 25],
+        {
+            batch: evaluate.Source(
+                batch, "personalize", "user-personalization", "aws-user-personalization-v2"
+            )
+        },
+        context,
+    )
+    console = Console(width=200, record=True)
+    render.leaderboard(console, json.loads(json.dumps(document)))
+    lines = console.export_text().splitlines()
+    assert lines[0].startswith(
+        "Leaderboard, run 0123456789ab (PARTIAL): ranked by ndcg@10; baseline: popularity, seen removed"
+    )
+    header = [
+        " ".join(filter(None, p))
+        for p in zip(*(cells(x, "┃") for x in lines if x[:1] == "┃"), strict=True)
+    ]
+    assert header == [
+        "#",
+        "name",
+        "recipe",
+        "ndcg@10",
+        "precision@10",
+        "recall@10",
+        "seen removed",
+        "beats baseline",
+    ]
+    assert [cells(x, "│") for x in lines if x[:1] == "│"] == [
+        ["1", batch, "aws-user-personalization-v2", "0.3000", "0.1500", "0.1000", "no", "yes"],
+        [
+            "2",
+            "popularity, seen removed",
+            "popularity",
+            "0.1400",
+            "0.0700",
+            "0.0467",
+            "yes",
+            "baseline",
+        ],
+        ["3", "popularity", "popularity", "0.0600", "0.0300", "0.0200", "no", "baseline"],
+    ]
+    assert "not scored: similar-items (aws-similar-items): item-to-item" in lines
+    assert "failed: popularity: States.TaskFailed: too few users" in lines

@@ -124,6 +124,7 @@ def test_a_customer_key_config_synthesizes_clean_with_exact_kms_rights(tmp_path)
     assert kms_actions == [
         ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey", "kms:ListGrants"],  # Personalize
         ["kms:Decrypt", "kms:GenerateDataKey"],  # SageMaker
+        ["kms:Decrypt", "kms:GenerateDataKey"],  # the Personalize workflow's S3 reads and writes
     ]
 
 
