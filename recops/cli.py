@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import boto3
 import typer
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
 from recops import costs, kms_policy, names, prices, render, runs
@@ -65,9 +66,12 @@ class Deployment:
             raise UsageError("no AWS region: pass --region or set AWS_REGION", 2)
         self.stack = stack
         self._outputs: dict[str, str] | None = None
+        self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
-        return self.session.client(service, region_name=self.region)
+        if service not in self._clients:
+            self._clients[service] = self.session.client(service, region_name=self.region)
+        return self._clients[service]
 
     def output(self, key: str) -> str:
         if self._outputs is None:
@@ -108,15 +112,20 @@ def _validated(config_file: Path) -> tuple[Any, dict[str, Any]]:
 
 
 def _run(command: Any) -> None:
-    """Print a UsageError or NotFoundError the way the user should read it, and exit with its code."""
+    """Print what went wrong the way the user should read it, and exit with its code."""
     try:
         command()
     except UsageError as problem:
-        Console(stderr=True, highlight=False).print(f"recops: {problem}", soft_wrap=True)
-        raise typer.Exit(problem.code) from None
+        _fail(str(problem), problem.code)
     except runs.NotFoundError as missing:
-        Console(stderr=True, highlight=False).print(f"recops: {missing}", soft_wrap=True)
-        raise typer.Exit(1) from None
+        _fail(str(missing), 1)
+    except (BotoCoreError, ClientError) as err:  # no credentials, access denied, throttled...
+        _fail(f"AWS refused or could not be reached: {err}", 1)
+
+
+def _fail(message: str, code: int) -> None:
+    Console(stderr=True, highlight=False).print(f"recops: {message}", soft_wrap=True)
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from recops.prices import RunCost, usd
+from recops.runs import readable_cause
 
 # The per-user metrics (notes/metrics.md) shown beside the ranking one, at its K, so a table
 # fits a terminal; coverage, the AWS-notebook variants (aws_*) and the other Ks are in
@@ -93,9 +94,10 @@ def execution(console: Console, described: dict[str, Any], run: str, running: li
     ]
     if described["status"] == "RUNNING":
         rows.append(("running", ", ".join(running) or "(between states)"))
-    for key in ("error", "cause"):
-        if described.get(key):
-            rows.append((key, described[key]))
+    if described.get("error"):
+        rows.append(("error", described["error"]))
+    if described.get("cause"):
+        rows.append(("cause", readable_cause(described["cause"])))
     for key, value in rows:
         console.print(f"{key:<10} {value}", soft_wrap=True, highlight=False)
 

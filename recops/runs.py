@@ -135,13 +135,27 @@ class Progress:
             self.exited[detail["name"]] += 1
             return "exited", f"{elapsed}  ok {detail['name']}"
         if kind.endswith(("Failed", "TimedOut", "Aborted")):
-            reason = ": ".join(str(detail[k]) for k in ("error", "cause") if detail.get(k))
+            parts = (detail.get("error"), readable_cause(str(detail.get("cause") or "")))
+            reason = ": ".join(part for part in parts if part)
             return "failed", f"{elapsed}  !! {kind}{': ' + shorten(reason) if reason else ''}"
         return None
 
     def running(self) -> list[str]:
         """States entered and not yet left (a Map's iterations count once per name)."""
         return [name for name in self.entered if self.entered[name] > self.exited[name]]
+
+
+def readable_cause(cause: str) -> str:
+    """A Lambda error's cause reads as its message: `<prefix>{"errorMessage": m, ...}` becomes
+    `<prefix>m` (the stack trace stays in the execution's history); any other cause as it is."""
+    start = cause.find('{"errorMessage"')
+    if start < 0:
+        return cause
+    try:
+        error = json.loads(cause[start:])
+    except ValueError:
+        return cause
+    return cause[:start] + str(error["errorMessage"])
 
 
 def elapsed_text(delta: Any) -> str:

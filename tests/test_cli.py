@@ -728,3 +728,11 @@ def test_the_leaderboard_reads_what_the_evaluation_writes():
     ]
     assert "not scored: similar-items (aws-similar-items): item-to-item" in lines
     assert "failed: popularity: States.TaskFailed: too few users" in lines
+
+
+def test_a_lambda_error_cause_reads_as_its_message():
+    trace = {"errorMessage": "unknown step None", "errorType": "InvalidStepInputError"}
+    cause = "Plan the run: " + json.dumps({**trace, "stackTrace": ["  File ..."]})
+    assert runs.readable_cause(cause) == "Plan the run: unknown step None"
+    assert runs.readable_cause("no JSON here") == "no JSON here"
+    assert runs.readable_cause('{"errorMessage": broken') == '{"errorMessage": broken'
