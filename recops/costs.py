@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from recops import names
-from recops.prices import SECONDS_PER_HOUR, SageMakerJob, Standing, Usage, is_v2
+from recops.prices import (
+    SECONDS_PER_HOUR,
+    SageMakerJob,
+    Standing,
+    Usage,
+    describe_run_cost,
+    is_v2,
+)
 
 if TYPE_CHECKING:
     from recops.config import PipelineConfig
@@ -97,6 +104,13 @@ def measure(scope: RunScope) -> Measured:
     )
     standing = Standing(campaigns["tps"], campaigns["v2_tps"], recommender_rps)
     return Measured(usage, standing, scope.notes)
+
+
+def describe(scope: RunScope) -> str:
+    """One line for a run's notification: its cost so far, and what could not be counted."""
+    measured = measure(scope)
+    line = describe_run_cost(measured.usage, measured.standing)
+    return line + (f"; not counted: {'; '.join(measured.notes)}" if measured.notes else "")
 
 
 def _version_recipes(scope: RunScope) -> dict[str, dict[str, Any]]:

@@ -644,6 +644,14 @@ def test_measured_usage_counts_only_the_runs_resources(account, outputs):
     measured = costs.measure(scope)
     assert measured.usage.v2_recommendations == used["users"]
     assert measured.notes == []
+    # what a notification quotes: the same pricing, one line
+    assert costs.describe(scope) == prices.describe_run_cost(measured.usage, measured.standing)
+    s3 = account.client("s3")
+    s3.delete_object(Bucket=DATA_BUCKET, Key=f"prepared/{run}/manifest.json")
+    assert costs.describe(scope).endswith(
+        f"; not counted: s3://{DATA_BUCKET}/prepared/{run}/manifest.json missing: -v2 training "
+        "not counted"
+    )
 
 
 # --- kms-policy ---------------------------------------------------------------------------------
