@@ -104,6 +104,8 @@ def _stack_name(stack: str | None, config_file: Path | None) -> str:
 
 def _validated(config_file: Path) -> tuple[Any, dict[str, Any]]:
     """The validated config and the file's own JSON, or a UsageError naming what to change."""
+    if not config_file.is_file():
+        raise UsageError(f"{config_file}: no such config file", 2)
     try:
         config = load_config(config_file)
     except ConfigError as err:

@@ -339,6 +339,13 @@ def test_a_refused_config_starts_nothing(account, outputs, tmp_path):
     assert executions(account, outputs) == []
 
 
+def test_a_missing_config_file_starts_nothing(account, outputs, tmp_path):
+    result = recops("start", "--config", tmp_path / "nowhere.json", "--stack", STACK)
+    assert result.exit_code == 2
+    assert result.output.strip() == f"recops: {tmp_path / 'nowhere.json'}: no such config file"
+    assert executions(account, outputs) == []
+
+
 def test_a_config_for_another_stack_starts_nothing(account, outputs):
     result = recops("start", "--config", DEMO_CONFIG, "--stack", STACK)
     assert result.exit_code == 2
