@@ -10,11 +10,17 @@ export CDK_DISABLE_VERSION_CHECK := 1
 
 .PHONY: install test synth lint format bench constraints clean image-env
 
-install: $(VENV)/.installed node_modules/.installed image-env
+install: $(VENV)/.installed $(VENV)/bin/recops node_modules/.installed image-env
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## The `recops` command: this package, editable, its dependencies already pinned above (the venv's
+## own setuptools builds it, so nothing unpinned is fetched).
+$(VENV)/bin/recops: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -4,6 +4,10 @@ Personalize reads import files and batch inputs and writes batch outputs, and it
 through both the role it assumes and the bucket policy, so both carry the same narrow rights.
 Every grant to the service principal carries aws:SourceAccount and aws:SourceArn, so no other
 account's Personalize can be tricked into using them (the confused-deputy guidance).
+
+With a customer key the role gets what Personalize's KMS page asks of the role's IAM policy
+(`recops.kms_policy.role_statements`); the key policy's side is in the README, rendered by the
+same module, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from infra.grants import PrefixGrant, kms_statement, prefix_statements
+from infra.grants import PrefixGrant, prefix_statements
 from infra.nag import acknowledge_wildcards
+from recops import kms_policy
 
 PERSONALIZE = "personalize.amazonaws.com"
 
@@ -47,7 +52,8 @@ class PersonalizeAccess(Construct):
                 self.role.add_to_policy(statement)
                 grant.bucket.add_to_resource_policy(self._for_service(statement))
         if kms_key is not None:
-            self.role.add_to_policy(kms_statement(kms_key))
+            for statement in kms_policy.role_statements(kms_key.key_arn):
+                self.role.add_to_policy(iam.PolicyStatement.from_json(statement))
         acknowledge_wildcards(
             self.role,
             statements,

@@ -121,7 +121,11 @@ def test_a_customer_key_config_synthesizes_clean_with_exact_kms_rights(tmp_path)
         for statement in resource["Properties"]["PolicyDocument"]["Statement"]
         if "kms" in str(statement["Action"])
     ]
-    assert kms_actions == [["kms:Decrypt", "kms:GenerateDataKey"]] * 2  # Personalize, SageMaker
+    assert kms_actions == [
+        ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey", "kms:ListGrants"],  # Personalize
+        ["kms:Decrypt", "kms:GenerateDataKey"],  # SageMaker
+        ["kms:Decrypt", "kms:GenerateDataKey"],  # the Personalize workflow's S3 reads and writes
+    ]
 
 
 def test_lambdas_bundle_their_dependencies_instead_of_public_layers(demo_assembly):
