@@ -18,7 +18,6 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra import layout
-from infra.grants import kms_statement
 from infra.lambda_asset import RUNS_ARCHITECTURE, RUNS_RUNTIME, python_code, runs_code
 from infra.nag import acknowledge, acknowledge_wildcards
 
@@ -191,16 +190,22 @@ def planner_statements(data: s3.IBucket) -> list[iam.PolicyStatement]:
             ],
         ),
         iam.PolicyStatement(
-            actions=[
-                *PLANNER_LISTS,
-                "servicequotas:ListAWSDefaultServiceQuotas",
-                "servicequotas:GetServiceQuota",
-            ],
+            actions=[*PLANNER_LISTS, "servicequotas:ListAWSDefaultServiceQuotas"],
             resources=["*"],
         ),
+        iam.PolicyStatement(
+            actions=["servicequotas:GetServiceQuota"],
+            resources=[
+                Stack.of(data).format_arn(
+                    service="servicequotas", resource="personalize", resource_name="*"
+                )
+            ],
+        ),
     ]
-    if data.encryption_key is not None:
-        statements.append(kms_statement(data.encryption_key))
+    if data.encryption_key is not None:  # reads only
+        statements.append(
+            iam.PolicyStatement(actions=["kms:Decrypt"], resources=[data.encryption_key.key_arn])
+        )
     return statements
 
 

@@ -73,7 +73,8 @@ class RecopsStack(Stack):
             self,
             "Notifications",
             display_name=f"recops {config.prefix}",
-            master_key=kms_key or kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+            # AWS's own SNS key: a customer key would need SNS in its key policy too
+            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
             enforce_ssl=True,
         )
         self.code = jobs.TrainingCode(self, "TrainingCode")

@@ -86,6 +86,8 @@ STACK_OUTPUTS = {
     "AccessLogsBucketName",
     "PersonalizeRoleArn",
     "SageMakerRoleArn",
+    "PersonalizeStateMachineArn",
+    "NotificationTopicArn",
 }
 
 
@@ -94,8 +96,16 @@ def test_outputs_name_buckets_and_roles(demo_assembly):
 
 
 def test_environment_agnostic(demo_assembly):
-    """No account or region is baked in: the template deploys anywhere after bootstrap."""
-    text = json.dumps(demo_assembly.template)
+    """No account or region is baked in: the template deploys anywhere after bootstrap. The one
+    place regions appear is the image table, a lookup by the deploying region of every region."""
+    template = dict(demo_assembly.template)
+    mappings = template.pop("Mappings")
+    assert len(mappings) == 1
+    [images] = mappings.values()
+    assert len(images) > 20
+    assert "us-east-1" in images
+    assert "eu-west-1" in images
+    text = json.dumps(template)
     manifest = json.loads((demo_assembly.outdir / "manifest.json").read_text())
     environment = manifest["artifacts"][demo_assembly.stack_name]["environment"]
     assert environment == "aws://unknown-account/unknown-region"
@@ -124,7 +134,9 @@ def test_a_customer_key_config_synthesizes_clean_with_exact_kms_rights(tmp_path)
     assert kms_actions == [
         ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey", "kms:ListGrants"],  # Personalize
         ["kms:Decrypt", "kms:GenerateDataKey"],  # SageMaker
+        "kms:Decrypt",  # the run planner reads the data it checks
         ["kms:Decrypt", "kms:GenerateDataKey"],  # the Personalize workflow's S3 reads and writes
+        "kms:Decrypt",  # the upload trigger reads the uploaded config
     ]
 
 

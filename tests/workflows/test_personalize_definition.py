@@ -58,12 +58,16 @@ def test_every_poll_waits_and_is_bounded(definition):
         wait, choice = by_name[f"{poll} wait"], by_name[f"{poll} ready?"]
         assert wait["Type"] == "Wait"
         assert wait["Next"] == describe
-        assert "$pollWait" in wait["Seconds"]
-        assert "$min" in wait["Assign"]["pollWait"]
+        [wait_var] = [v for v in wait["Assign"] if v.endswith("pollWait")]
+        assert f"${wait_var}" in wait["Seconds"]
+        assert "$min" in wait["Assign"][wait_var]  # backoff, capped
         bound = choice["Choices"][0]
-        assert "$polls >=" in bound["Condition"], f"{poll} has no bound"
-        assert by_name[bound["Next"]]["Type"] == "Pass"  # sets $failure naming the resource
-        assert "is still" in by_name[bound["Next"]]["Assign"]["failure"]
+        assert "polls >=" in bound["Condition"], f"{poll} has no bound"
+        gave_up = by_name[bound["Next"]]
+        assert gave_up["Type"] == "Pass"  # sets $failure naming the resource
+        [failure] = gave_up["Assign"].values()
+        assert "is still" in failure
+        assert "after" in failure
 
 
 def test_no_lambda_runs_per_poll(definition):

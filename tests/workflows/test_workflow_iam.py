@@ -19,6 +19,7 @@ STAR_ONLY = {
     "logs:PutResourcePolicy": "log delivery sets the account's logs resource policy",
     "logs:DescribeResourcePolicies": "account-wide listing",
     "logs:DescribeLogGroups": "account-wide listing",
+    "servicequotas:ListAWSDefaultServiceQuotas": "lists a service's defaults; no resource type",
 }
 PERSONALIZE_LISTS = "personalize:List"  # List calls take no resource ARN
 
