@@ -33,7 +33,7 @@ from infra.workflows import jobs
 from infra.workflows.core import Expr, Guard, fail_with_failure, jsonata, render
 from infra.workflows.outcome import failure_path, notify
 from infra.workflows.personalize_steps import FAMILIES, PersonalizeSteps, owned_arns
-from recops import names
+from recops import names, prices
 from recops.config import PipelineConfig
 
 IN, OUT = "/opt/ml/processing/input", "/opt/ml/processing/output"
@@ -498,11 +498,21 @@ class PersonalizeWorkflow(Construct):
             f"$join({failed}.('- ' & solution & ': ' & failed.error & ': ' & "
             "$string(failed.cause)), '\\n')"
         )
+        table = prices.load()
+        hourly = table.prices["personalize.training_hour"].usd
+        hours = "$sum($solutions[$type(trainingHours) = 'number'].trainingHours)"
+        cost = (
+            f"'\\n\\nPersonalize training: ' & $formatNumber({hours}, '0.00') & ' training "
+            f"hours x ${hourly}/h = $' & $formatNumber({hours} * {hourly}, '0.00') & ' (recipes "
+            "billed by the hour; -v2 recipes bill per interaction and batch jobs per "
+            f"recommendation: recops cost ' & $run.runId & ' has the whole run. {table.region} "
+            f"list prices read {table.read}, see the README)'"
+        )
         message = (
             f"'recops {stack}: run ' & $run.runId & ' ' & {status} & '.\\n\\nLeaderboard (' & "
             f"$report.rankedBy & '):\\n' & {leaders} & ($count({failed}) > 0 ? '\\n\\nFailed "
             f"recipes:\\n' & {failures} : '') & '\\n\\nReport: ' & $paths.report & "
-            "'report.html\\nExecution: ' & $states.context.Execution.Id"
+            f"'report.html' & {cost} & '\\nExecution: ' & $states.context.Execution.Id"
         )
         detail = (
             f"{{'stack': '{stack}', 'run': $run.runId, 'status': {status}, 'report': "
