@@ -12,6 +12,11 @@ Gaps closed:
 - the parser kept its query-language scope in a class attribute shared by every parse: a
   definition refused inside a JSONata scope left that scope behind, and every later JSONPath
   definition was refused until restart. Here each definition starts with an empty scope.
+- every expression was evaluated as text with every variable and `$states` prepended as JSON
+  literals (strings unescaped, so a quote or newline in a value broke it), and evaluated again
+  to tell undefined from null: a workflow holding its plan in a variable spent a minute per run
+  parsing the same JSON. Here the expression alone is parsed and the variables are bound as
+  values; undefined and null stay apart without a second evaluation.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import uuid
 from typing import Any
 
 import jsonata
+from jsonata.utils import Utils
 from moto.stepfunctions.parser.api import EvaluationFailedEventDetails, HistoryEventType
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
     FailureEvent,
@@ -36,7 +42,11 @@ from moto.stepfunctions.parser.asl.component.common.string import string_express
 from moto.stepfunctions.parser.asl.component.intrinsic import jsonata as intrinsic_jsonata
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
-from moto.stepfunctions.parser.asl.jsonata.jsonata import JSONataException
+from moto.stepfunctions.parser.asl.jsonata import validations
+from moto.stepfunctions.parser.asl.jsonata.jsonata import (
+    JSONataException,
+    extract_jsonata_variable_references,
+)
 from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 
 
@@ -126,12 +136,45 @@ def eval_jsonata(expression: str) -> Any:
         raise JSONataException("UNKNOWN", str(err)) from err
 
 
+def _bound_value(value: Any) -> Any:
+    """A variable's value as jsonata-python reads it: None alone would mean undefined."""
+    return Utils.NULL_VALUE if value is None else value
+
+
+def evaluate_bound(expression: str, env) -> Any:
+    """The expression with `$states` and the variables in scope bound as values.
+
+    Returns jsonata-python's result with nulls kept as `Utils.NULL_VALUE` (None is undefined)."""
+    functions = intrinsic_jsonata.get_intrinsic_functions_declarations(
+        variable_references=extract_jsonata_variable_references(expression)
+    )
+    store = env.variable_store
+    bindings = {**store._outer_scope, **store._inner_scope}
+    bindings = {name: _bound_value(value) for name, value in bindings.items()}
+    bindings["states"] = env.states._states_data
+    try:
+        compiled = jsonata.Jsonata(f"({functions}{expression})" if functions else expression)
+        for name, function in JSONATA_FUNCTIONS.items():
+            compiled.register_lambda(name, function)
+        compiled.set_output_convert_nulls(False)
+        return compiled.evaluate(None, bindings)
+    except Exception as err:  # States.QueryEvaluationError, by the wrapper above
+        raise JSONataException("UNKNOWN", str(err)) from err
+
+
+def _string_jsonata_eval_body(self: string_expression.StringJSONata, env) -> None:
+    result = evaluate_bound(self.expression, env)
+    if result is None:  # undefined: the one check moto made by evaluating again
+        validations.validate_jsonata_expression_output(env, self.expression, "$undefined", None)
+    env.stack.append(Utils.convert_nulls(result))
+
+
 PATCHES = [
     (moto_jsonata, "_eval_jsonata", eval_jsonata),
     (
         string_expression.StringJSONata,
         "_eval_body",
-        _query_errors_as_states_error(string_expression.StringJSONata._eval_body),
+        _query_errors_as_states_error(_string_jsonata_eval_body),
     ),
     (
         string_expression.StringVariableSample,

@@ -22,6 +22,7 @@ ERRORS = "https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-ha
 SAGEMAKER = "https://docs.aws.amazon.com/step-functions/latest/dg/connect-sagemaker.html"
 SYNC = "https://docs.aws.amazon.com/step-functions/latest/dg/connect-to-resource.html#connect-sync"
 JSONATA = "https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html"
+VARIABLES = "https://docs.aws.amazon.com/step-functions/latest/dg/workflow-variables.html"
 MISSING_SCHEMA = "arn:aws:personalize:us-east-1:123456789012:schema/nope"
 DESCRIBE_SCHEMA = "arn:aws:states:::aws-sdk:personalize:describeSchema"
 
@@ -225,6 +226,44 @@ def heartbeat_expiry_is_also_a_states_timeout(account):
     assert _heartbeat_expiry_caught_by(account, "States.Timeout") == "States.HeartbeatTimeout"
 
 
+def jsonata_variables_keep_any_string_and_null(account):
+    """Values bound to variables come back as they were: quotes, backslashes, newlines, null."""
+    text = 'a "quoted" word\\with a backslash\nand a new line'
+    definition = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Keep",
+        "States": {
+            "Keep": {
+                "Type": "Pass",
+                "Assign": {"text": "{% $states.input.text %}", "nothing": None},
+                "Next": "Use",
+            },
+            "Use": {
+                "Type": "Pass",
+                "Output": {
+                    "text": "{% $text %}",
+                    "nullExists": "{% $exists($nothing) %}",
+                    "nullType": "{% $type($nothing) %}",
+                },
+                "End": True,
+            },
+        },
+    }
+    output = _error_output(run(account, definition, {"text": text}))
+    assert output == {"text": text, "nullExists": True, "nullType": "null"}
+
+
+def jsonata_undefined_result_fails_naming_the_state(account):
+    definition = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "P",
+        "States": {"P": {"Type": "Pass", "Output": "{% $states.input.missing %}", "End": True}},
+    }
+    result = run(account, definition, {"present": 1})
+    assert (result["status"], result["error"]) == ("FAILED", "States.QueryEvaluationError")
+    assert "returned nothing (undefined)" in result["cause"]
+
+
 @rows(
     Behaviour(
         "personalize-error-caught-by-name", AWSSDK, personalize_error_is_caught_by_its_aws_name
@@ -249,6 +288,8 @@ def heartbeat_expiry_is_also_a_states_timeout(account):
     ),
     Behaviour("jsonata-error-in-pass", ERRORS, jsonata_error_outside_a_task_fails_the_execution),
     Behaviour("jsonata-uuid-hash", JSONATA, jsonata_uuid_and_hash_return_values),
+    Behaviour("jsonata-variables-as-values", VARIABLES, jsonata_variables_keep_any_string_and_null),
+    Behaviour("jsonata-undefined-result", JSONATA, jsonata_undefined_result_fails_naming_the_state),
     Behaviour(
         "parser-scope-not-leaked", JSONATA, refused_jsonata_definition_leaves_the_parser_usable
     ),
