@@ -12,6 +12,9 @@ Gaps closed (moto 5.2.5), each patched only while a LocalAccount is active:
   resource's ServiceTimeout.
 - S3 buckets: moto's delete silently keeps a non-empty bucket; here it fails with BucketNotEmpty,
   and the stack ends DELETE_FAILED (still listed) with the reason.
+- S3 buckets' `NotificationConfiguration.EventBridgeConfiguration` was ignored, so a bucket made
+  by a stack never sent its object events to EventBridge; here it is applied on create and
+  update (the Lambda/Queue/Topic configurations stay unsupported and are refused by name).
 - Change sets (what `cdk deploy` uses): executing one never built the stack's Outputs; change
   sets were found by name across all stacks, so a second stack's deploy (CDK names every change
   set `cdk-deploy-change-set`) waited on another stack's; and `UsePreviousValue` for a parameter
@@ -193,6 +196,43 @@ def _stack_resources(self):
 def _outputs(self):
     """Outputs as of the last completed operation (none while the stack is being created)."""
     return getattr(self, "localaws_outputs", None)
+
+
+def _apply_notifications(bucket, cloudformation_json) -> None:
+    """The bucket's EventBridge switch from its template (AWS::S3::Bucket NotificationConfiguration,
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-s3-bucket-notificationconfiguration.html)."""
+    notifications = cloudformation_json.get("Properties", {}).get("NotificationConfiguration")
+    if not notifications:
+        return
+    unsupported = sorted(set(notifications) - {"EventBridgeConfiguration"})
+    if unsupported:
+        raise ValidationError(
+            bucket.name, f"localaws applies only EventBridgeConfiguration, not {unsupported}"
+        )
+    if str(notifications["EventBridgeConfiguration"].get("EventBridgeEnabled")).lower() == "true":
+        bucket.set_notification_configuration({"EventBridgeConfiguration": {}})
+
+
+def _create_bucket(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+    bucket = _original_create_bucket(
+        resource_name, cloudformation_json, account_id, region_name, **kwargs
+    )
+    _apply_notifications(bucket, cloudformation_json)
+    return bucket
+
+
+_original_create_bucket = s3_models.FakeBucket.create_from_cloudformation_json
+
+
+def _update_bucket(cls, original_resource, new_resource_name, cloudformation_json, *args):
+    bucket = _original_update_bucket(
+        original_resource, new_resource_name, cloudformation_json, *args
+    )
+    _apply_notifications(bucket, cloudformation_json)
+    return bucket
+
+
+_original_update_bucket = s3_models.FakeBucket.update_from_cloudformation_json
 
 
 def _delete_bucket(cls, resource_name, cloudformation_json, account_id, region_name):
@@ -393,6 +433,8 @@ _PATCHES = [
     (CustomModel, "delete", _delete),
     (CustomModel, "update_from_cloudformation_json", _update),
     (s3_models.FakeBucket, "delete_from_cloudformation_json", classmethod(_delete_bucket)),
+    (s3_models.FakeBucket, "create_from_cloudformation_json", classmethod(_create_bucket)),
+    (s3_models.FakeBucket, "update_from_cloudformation_json", classmethod(_update_bucket)),
     (parsing.ResourceMap, "delete", _delete_resources),
     (cfn_models.Stack, "stack_resources", _stack_resources),
     (cfn_models.Stack, "outputs", _outputs),

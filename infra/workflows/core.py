@@ -152,9 +152,18 @@ def fail_with_failure(scope: Construct, name: str, variable: str = "failure") ->
     )
 
 
+# A Lambda step's Cause is its error as JSON (errorMessage, errorType, stackTrace): keep the
+# message, which says what is wrong and how to fix it; any other Cause is kept as it is.
+READABLE_CAUSE = (
+    "($cause := $states.errorOutput.Cause; "
+    "$exists($cause) and $substring($cause, 0, 16) = '{\"errorMessage\":' "
+    "? $parse($cause).errorMessage : $cause)"
+)
+
+
 def failure_of(state: str) -> str:
     return jsonata(
-        f"{{'state': '{state}', 'error': $states.errorOutput.Error, 'cause': $states.errorOutput.Cause}}"
+        f"{{'state': '{state}', 'error': $states.errorOutput.Error, 'cause': {READABLE_CAUSE}}}"
     )
 
 

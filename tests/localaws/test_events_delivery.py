@@ -6,7 +6,7 @@ import json
 import time
 import uuid
 
-from tests.localaws import functions, machines
+from tests.localaws import cfn, functions, machines
 from tests.localaws.fidelity import Behaviour, refused, rows
 
 PASS_MACHINE = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
@@ -103,6 +103,41 @@ def _s3_upload_starts_an_execution(account) -> None:
     assert event["detail"]["reason"] == "PutObject"
     assert event["resources"] == [f"arn:aws:s3:::{bucket}"]
     assert event["time"].endswith("Z")
+
+
+def _stack_bucket_with_eventbridge_enabled_sends_its_events(account) -> None:
+    """NotificationConfiguration.EventBridgeConfiguration in a template turns the events on."""
+    template = {
+        "Resources": {
+            "Uploads": {
+                "Type": "AWS::S3::Bucket",
+                "Properties": {
+                    "NotificationConfiguration": {
+                        "EventBridgeConfiguration": {"EventBridgeEnabled": True}
+                    }
+                },
+            }
+        },
+        "Outputs": {"Name": {"Value": {"Ref": "Uploads"}}},
+    }
+    cloudformation = account.client("cloudformation")
+    stack_id = cloudformation.create_stack(
+        StackName=f"uploads-{uuid.uuid4().hex[:6]}", TemplateBody=json.dumps(template)
+    )["StackId"]
+    stack = cfn.settled(cloudformation, stack_id)
+    bucket = stack["Outputs"][0]["OutputValue"]
+    s3 = account.client("s3")
+    assert "EventBridgeConfiguration" in s3.get_bucket_notification_configuration(Bucket=bucket)
+    machine = machines.create(account, PASS_MACHINE)
+    pattern = {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": [bucket]}},
+    }
+    rule(account, pattern, {"Arn": machine, "RoleArn": events_role(account)})
+    s3.put_object(Bucket=bucket, Key="train/config.json", Body=b"{}")
+    (execution,) = executions(account, machine)
+    assert execution_input(account, execution)["detail"]["object"]["key"] == "train/config.json"
 
 
 def _put_events_starts_an_execution_with_the_event(account) -> None:
@@ -270,6 +305,12 @@ BEHAVIOURS = [
         f"{S3_PAGE}; https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html "
         "(the Object Created event structure)",
         _s3_upload_starts_an_execution,
+    ),
+    Behaviour(
+        "events-stack-bucket-eventbridge-enabled",
+        f"{S3_PAGE}; https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/"
+        "aws-properties-s3-bucket-eventbridgeconfiguration.html",
+        _stack_bucket_with_eventbridge_enabled_sends_its_events,
     ),
     Behaviour(
         "events-put-events-starts-an-execution-with-the-event",

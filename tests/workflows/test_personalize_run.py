@@ -14,6 +14,7 @@ import pytest
 
 from localaws import LocalAccount
 from localaws.personalize import backend_for
+from tests.conftest import REPO
 from tests.localaws.machines import finished, history
 from training.datasets import movielens_path
 
@@ -49,11 +50,17 @@ class Deployed:
         )
         return finished(self.account, started["executionArn"], timeout)
 
-    def notifications(self) -> list[str]:
-        messages = self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10)
-        found = [m["Body"] for m in messages.get("Messages", [])]
-        for m in messages.get("Messages", []):
-            self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=m["ReceiptHandle"])
+    def notifications(self, execution: dict, timeout: float = 30) -> list[str]:
+        """What subscribers were told about this execution's run (delivery is asynchronous)."""
+        run = execution["executionArn"].rsplit(":", 1)[1][-12:]
+        deadline, found = time.monotonic() + timeout, []
+        while not found and time.monotonic() < deadline:
+            messages = self.sqs.receive_message(
+                QueueUrl=self.queue, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", [])
+            for message in messages:
+                self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
+            found += [m["Body"] for m in messages if run in m["Body"]]
         return found
 
     def report(self, execution: dict) -> dict:
@@ -115,7 +122,7 @@ def test_a_run_trains_every_recipe_and_ranks_them_against_popularity(deployed, f
     artifacts = deployed.outputs["ArtifactsBucketName"]
     html = deployed.s3.get_object(Bucket=artifacts, Key=f"reports/{output['run']}/report.html")
     assert b"similar-items" in html["Body"].read()  # listed as not scored, with why
-    told = deployed.notifications()
+    told = deployed.notifications(first_run)
     assert len(told) == 1
     assert "COMPLETE" in told[0]
     assert leader["name"] in told[0]
@@ -147,7 +154,7 @@ def test_a_second_run_creates_nothing_new_and_rides_out_throttling(deployed, fir
     config_owned = [p for p in ensured if ":solution/" in p["arn"] and p["arn"].count("/") == 1]
     assert config_owned
     assert not any(p["created"] for p in config_owned)
-    deployed.notifications()
+    assert len(deployed.notifications(second)) == 1
 
 
 def test_one_failing_recipe_leaves_a_partial_leaderboard_and_says_which(deployed, first_run):
@@ -164,7 +171,7 @@ def test_one_failing_recipe_leaves_a_partial_leaderboard_and_says_which(deployed
     scored = {row["solution"] for row in report["leaderboard"] if row["solution"]}
     assert failed["solution"] not in scored
     assert len(scored | {failed["solution"]} | {"similar-items"}) == 3
-    [told] = deployed.notifications()
+    [told] = deployed.notifications(run)
     assert "PARTIAL" in told
     assert failed["solution"] in told
     assert "the model diverged" in told
@@ -178,6 +185,29 @@ def test_a_poll_that_runs_out_fails_naming_the_resource(deployed, first_run):
     assert run["error"] == "PollExhausted"
     assert "DatasetImportJob arn:aws:personalize:" in run["cause"]
     assert "is still CREATE IN_PROGRESS after 120 polls" in run["cause"]
-    [told] = deployed.notifications()
+    [told] = deployed.notifications(run)
     assert "FAILED" in told
     assert "PollExhausted" in told
+
+
+def test_an_uploaded_config_starts_one_run(deployed, first_run):
+    """S3 → EventBridge → the trigger Lambda → StartExecution, with the uploaded config."""
+    sfn, machine = deployed.sfn, deployed.outputs["PersonalizeStateMachineArn"]
+    before = {e["executionArn"] for e in sfn.list_executions(stateMachineArn=machine)["executions"]}
+    config = json.loads((REPO / "config" / "movielens-demo.json").read_text())
+    deployed.s3.put_object(
+        Bucket=deployed.outputs["DataBucketName"],
+        Key="train/movielens.json",
+        Body=json.dumps(config).encode(),
+    )
+    deadline, started = time.monotonic() + 60, []
+    while not started and time.monotonic() < deadline:  # the event reaches the trigger async
+        time.sleep(0.2)
+        listed = sfn.list_executions(stateMachineArn=machine)["executions"]
+        started = [e for e in listed if e["executionArn"] not in before]
+    assert len(started) == 1
+    run_input = json.loads(sfn.describe_execution(executionArn=started[0]["executionArn"])["input"])
+    assert run_input["configObject"]["key"] == "train/movielens.json"
+    run = finished(deployed.account, started[0]["executionArn"], 600)
+    assert run["status"] == "SUCCEEDED", run.get("cause")
+    assert len(deployed.notifications(run)) == 1
