@@ -128,12 +128,19 @@ class Progress:
         """(kind, text) for an event worth showing: entered, exited, failed; else None."""
         kind, detail = event["type"], details(event)
         elapsed = elapsed_text(event["timestamp"] - self.started)
+        # Work and waiting (Task, Map, Wait states) is shown once per state, however often a
+        # poll repeats it; Pass and Choice states are the machine's bookkeeping.
+        shown = kind.startswith(("Task", "Map", "Wait"))
         if kind.endswith("StateEntered"):
             self.entered[detail["name"]] += 1
-            return "entered", f"{elapsed}  > {detail['name']}"
+            if shown and self.entered[detail["name"]] == 1:
+                return "entered", f"{elapsed}  > {detail['name']}"
+            return None
         if kind.endswith("StateExited"):
             self.exited[detail["name"]] += 1
-            return "exited", f"{elapsed}  ok {detail['name']}"
+            if shown and self.exited[detail["name"]] == 1:
+                return "exited", f"{elapsed}  ok {detail['name']}"
+            return None
         if kind.endswith(("Failed", "TimedOut", "Aborted")):
             parts = (detail.get("error"), readable_cause(str(detail.get("cause") or "")))
             reason = ": ".join(part for part in parts if part)

@@ -81,6 +81,14 @@ class PollPolicy:
     max_seconds: int = 900
     max_polls: int = 200
 
+    def polls_for(self, seconds: float) -> int:
+        """How many Describe calls a wait of this long takes."""
+        polls, waited, wait = 1, 0.0, float(self.first_seconds)
+        while waited < seconds:
+            waited, polls = waited + wait, polls + 1
+            wait = min(wait * self.backoff, self.max_seconds)
+        return polls
+
     def budget_hours(self) -> float:
         waits, wait = 0.0, float(self.first_seconds)
         for _ in range(self.max_polls):

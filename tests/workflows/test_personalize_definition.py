@@ -114,3 +114,16 @@ def test_the_machine_logs_and_traces(demo_assembly):
     properties = machine["Properties"]
     assert properties["TracingConfiguration"] == {"Enabled": True}
     assert properties["LoggingConfiguration"]["Level"] == "ALL"
+
+
+def test_eight_recipes_training_ten_hours_stay_far_below_the_history_limit(definition):
+    """History is bounded by the polls: each is a Wait (2 events), an aws-sdk Task (5) and a
+    Choice (2). Eight recipes whose versions train 10 hours and batch jobs run 1 hour, with the
+    imports 2 hours, must stay well under Step Functions' 25,000 events."""
+    from infra.workflows.core import LONG
+
+    per_poll = 9
+    per_recipe = per_poll * (LONG.polls_for(10 * 3600) + LONG.polls_for(3600)) + 60
+    total = 8 * per_recipe + per_poll * LONG.polls_for(2 * 3600) + 500
+    assert LONG.polls_for(10 * 3600) < 60
+    assert total < 10_000, total
