@@ -181,7 +181,20 @@ def planner_statements(data: s3.IBucket) -> list[iam.PolicyStatement]:
     """What lambdas/runs/README.md says the plan reads: the data it checks, configs uploaded
     under train/, and the account's room (Personalize listings, Service Quotas)."""
     statements = [
-        iam.PolicyStatement(actions=["s3:ListBucket"], resources=[data.bucket_arn]),
+        iam.PolicyStatement(
+            actions=["s3:ListBucket"],
+            resources=[data.bucket_arn],
+            conditions={
+                "StringLike": {
+                    "s3:prefix": [
+                        layout.DATA.raw,
+                        f"{layout.DATA.raw}*",
+                        layout.DATA.uploads,
+                        f"{layout.DATA.uploads}*",
+                    ]
+                }
+            },
+        ),
         iam.PolicyStatement(
             actions=["s3:GetObject"],
             resources=[

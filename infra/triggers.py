@@ -1,7 +1,6 @@
 """What starts a run besides `recops start`: a config uploaded under the data bucket's `train/`
 (S3 → EventBridge → the trigger Lambda, which checks the config and starts the machine unless a
-run is already going: reserved concurrency 1, so a burst of uploads cannot start a burst of
-billable training), and, when the config asks, a retraining schedule (EventBridge Scheduler)."""
+run is already going, so a burst of uploads cannot start a burst of billable training), and, when the config asks, a retraining schedule (EventBridge Scheduler)."""
 
 from __future__ import annotations
 
@@ -48,7 +47,6 @@ class UploadTrigger(Construct):
                 "STACK_PREFIX": stack_prefix,
                 "POWERTOOLS_SERVICE_NAME": "recops-trigger",
             },
-            reserved_concurrent_executions=1,
         )
         role = self.function.role
         assert role is not None

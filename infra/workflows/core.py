@@ -41,6 +41,16 @@ THROTTLED = [
     "S3.SlowDownException",
     "CloudWatch.ThrottlingException",
 ]
+# botocore's models declare no throttling error for Personalize, SageMaker, S3 or CloudWatch, so
+# an aws-sdk Task sees a throttled call as the service's generic exception (the same page):
+# retried briefly, since a request the service refuses for good fails the same way again.
+SDK_GENERIC = [
+    "Personalize.PersonalizeException",
+    "SageMaker.SageMakerException",
+    "SageMaker.AmazonSageMakerException",
+    "S3.S3Exception",
+    "CloudWatch.CloudWatchException",
+]
 # Quotas (concurrent trainings, dataset groups) free up when other work ends: retry for longer.
 QUOTA = ["LimitExceededException", "Personalize.LimitExceededException"]
 # A parent not ACTIVE yet, an update racing a status change: the step is idempotent, so retry.
@@ -100,7 +110,13 @@ class PollPolicy:
 # Minutes-long resources (dataset group, dataset, filter, campaign) and hours-long jobs (imports,
 # solution versions, batch inference: up to 10 hours at the cap ≈ 40 polls at 15 minutes).
 QUICK = PollPolicy(first_seconds=10, backoff=1.5, max_seconds=120, max_polls=60)
-LONG = PollPolicy(first_seconds=60, backoff=1.5, max_seconds=900, max_polls=120)
+LONG = PollPolicy(first_seconds=60, backoff=1.5, max_seconds=1800, max_polls=60)
+# A run-owned name's suffix: the run id, and `-<n>` after the n-th redrive. Evaluated where each
+# name is made, since a redrive re-runs only the states that had not succeeded.
+RUN_SUFFIX = (
+    "($run.runId & ($states.context.Execution.RedriveCount > 0 ? "
+    "'-' & $string($states.context.Execution.RedriveCount) : ''))"
+)
 
 
 @dataclass
@@ -126,11 +142,22 @@ class Guard:
             jitter_strategy=sfn.JitterType.FULL,
         )
         task.add_retry(
-            errors=QUOTA, interval=Duration.minutes(2), backoff_rate=1.5, max_attempts=12
+            errors=SDK_GENERIC, interval=Duration.seconds(5), backoff_rate=2, max_attempts=3
+        )
+        task.add_retry(
+            errors=QUOTA,
+            interval=Duration.minutes(2),
+            backoff_rate=1.5,
+            max_attempts=12,
+            max_delay=Duration.minutes(30),
         )
         if self.retry_on_not_ready:
             task.add_retry(
-                errors=NOT_READY, interval=Duration.seconds(30), backoff_rate=1.5, max_attempts=20
+                errors=NOT_READY,
+                interval=Duration.seconds(30),
+                backoff_rate=1.5,
+                max_attempts=20,
+                max_delay=Duration.minutes(10),
             )
         task.add_catch(
             self.handler, errors=["States.ALL"], assign={self.var("failure"): failure_of(name)}

@@ -73,11 +73,21 @@ class TrainingCode(Construct):
         return s3_input("code", self.s3_uri, CODE_DIR)
 
     def grant_read(self, role: iam.IRole) -> None:
-        """This one object (Asset.grant_read would give GetObject*, List* on the whole bucket)."""
+        """This one object, and listing it (Asset.grant_read would give GetObject*, List* on
+        the whole bootstrap bucket)."""
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
                 resources=[self.asset.bucket.arn_for_objects(self.asset.s3_object_key)],
+            )
+        )
+        # An S3Prefix input is listed before it is downloaded (the processing role's documented
+        # rights: https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[self.asset.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [self.asset.s3_object_key]}},
             )
         )
 

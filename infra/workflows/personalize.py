@@ -5,7 +5,7 @@ when configured → notification. Every Personalize resource is made by the desc
 Lambda step (lambdas/personalize) and polled here, so a re-run creates nothing new.
 
 Variables (JSONata): `$run` (the plan: run id, contracts), `$plan` (its Personalize part),
-`$suffix` (run id, and `-<redrive count>` after a redrive: run-owned names), `$paths` (the run's
+`$paths` (the run's
 S3 locations, see /work/briefs or README "Where a run's files land"), `$refs` (the plan's `fill`
 references resolved so far), `$solutions` (what each solution's iteration ended with).
 """
@@ -30,13 +30,13 @@ from infra import layout
 from infra.grants import kms_statement
 from infra.nag import acknowledge_wildcards
 from infra.workflows import jobs
-from infra.workflows.core import Expr, Guard, fail_with_failure, jsonata, render
-from infra.workflows.outcome import failure_path, notify
+from infra.workflows.core import RUN_SUFFIX, Guard, fail_with_failure, jsonata
+from infra.workflows.outcome import failure_path
+from infra.workflows.personalize_report import evaluate_states, finish_states
+from infra.workflows.personalize_start import plan_states, prep_state
 from infra.workflows.personalize_steps import FAMILIES, PersonalizeSteps, owned_arns
-from recops import names, prices
+from recops import names
 from recops.config import PipelineConfig
-
-IN, OUT = "/opt/ml/processing/input", "/opt/ml/processing/output"
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,8 @@ class PersonalizeWorkflow(Construct):
         )
         self.guard = Guard(self.failed, retry_on_not_ready=True)
         definition = (
-            sfn.Chain.start(self._plan())
-            .next(self._prep())
+            sfn.Chain.start(plan_states(self))
+            .next(prep_state(self))
             .next(self._dataset_group())
             .next(self._each("Schemas", "schemas", "schema", "schema", poll=False))
             .next(self._each("Datasets", "datasets", "dataset", "dataset"))
@@ -81,14 +81,17 @@ class PersonalizeWorkflow(Construct):
             .next(self._each("Filters", "filters", "filter", "filter"))
             .next(self._event_tracker())
             .next(self._solutions())
-            .next(self._evaluate())
+            .next(evaluate_states(self))
             .next(self._each("Campaigns", "campaigns", "campaign", "campaign", served=True))
             .next(self._each("Recommenders", "recommenders", "recommender", "recommender"))
-            .next(self._finish())
+            .next(finish_states(self))
         )
         log_group = logs.LogGroup(
             self,
             "Log",
+            # the prefix Step Functions recommends: it keeps the account's CloudWatch Logs
+            # resource policy short (https://docs.aws.amazon.com/step-functions/latest/dg/bp-cwl.html)
+            log_group_name=f"/aws/vendedlogs/states/{config.prefix}-personalize",
             retention=logs.RetentionDays.THREE_MONTHS,
             removal_policy=RemovalPolicy.DESTROY,
         )
@@ -143,84 +146,7 @@ class PersonalizeWorkflow(Construct):
 
     # --- the run -------------------------------------------------------------------------------
 
-    def _plan(self) -> sfn.IChainable:
-        begin = sfn.Pass.jsonata(self, "Begin", assign={"run": jsonata("null")})
-        plan = tasks.LambdaInvoke.jsonata(
-            self,
-            "Plan the run",
-            lambda_function=self.uses.planner,
-            payload=sfn.TaskInput.from_object(
-                {
-                    "input": jsonata("$states.input"),
-                    "deployedConfig": self.config.model_dump(mode="json", exclude_none=True),
-                    "executionName": jsonata("$states.context.Execution.Name"),
-                }
-            ),
-            assign={"run": jsonata("$states.result.Payload")},
-            outputs=jsonata("{'run': $states.result.Payload.runId}"),
-            retry_on_service_exceptions=False,
-        )
-        self.guard.protect(plan, "Plan the run")
-        run = "$run.runId"
-        data, artifacts = self.uses.data.bucket_name, self.uses.artifacts.bucket_name
-        a, d = layout.ARTIFACTS, layout.DATA
-        paths = (
-            "{"
-            f"'prepOptions': '{a.runs}' & {run} & '/prep.json', "
-            f"'runContext': '{a.runs}' & {run} & '/run.json', "
-            f"'runFiles': 's3://{artifacts}/{a.runs}' & {run} & '/', "
-            f"'raw': 's3://{data}/', "
-            f"'prepared': 's3://{data}/{d.prepared}' & {run} & '/', "
-            f"'import': 's3://{data}/{d.personalize_import}' & {run} & '/', "
-            f"'batchInput': 's3://{artifacts}/{a.personalize_batch_input}' & {run} & '/', "
-            f"'batchOutput': 's3://{artifacts}/{a.personalize_batch_output}' & {run} & '/', "
-            f"'report': 's3://{artifacts}/{a.reports}' & {run} & '/', "
-            f"'reportKey': '{a.reports}' & {run} & '/metrics.json'"
-            "}"
-        )
-        layout_run = sfn.Pass.jsonata(
-            self,
-            "Lay out the run",
-            assign={
-                "plan": jsonata("$run.contracts.personalize"),
-                "suffix": jsonata(
-                    f"{run} & ($states.context.Execution.RedriveCount > 0 ? "
-                    "'-' & $string($states.context.Execution.RedriveCount) : '')"
-                ),
-                "paths": jsonata(paths),
-            },
-        )
-        role = self.uses.personalize_role.role_arn
-        references = sfn.Pass.jsonata(
-            self,
-            "Resolve the run's references",
-            assign={
-                "refs": jsonata(
-                    f"$merge($append([{{'role:personalize': '{role}', "
-                    "'s3:batchInput': $paths.batchInput & 'users.json'}], $append("
-                    "$plan.imports.{'s3:import:' & key: $paths.import & $split(file, '/')[-1]}, "
-                    "$plan.batchInferenceJobs.{'s3:batchOutput:' & key: "
-                    "$paths.batchOutput & key & '/'})))"
-                )
-            },
-        )
-        options = tasks.CallAwsService.jsonata(
-            self,
-            "Write the prep options",
-            service="s3",
-            action="putObject",
-            parameters={
-                "Bucket": artifacts,
-                "Key": jsonata("$paths.prepOptions"),
-                "Body": jsonata("$string($run.contracts.prep)"),
-                "ContentType": "application/json",
-            },
-            iam_resources=[self.uses.artifacts.arn_for_objects(f"{a.runs}*")],
-        )
-        self.guard.protect(options, "Write the prep options")
-        return sfn.Chain.start(begin).next(plan).next(layout_run).next(references).next(options)
-
-    def _job(self, name: str, label: str, **kwargs: Any) -> sfn.CustomState:
+    def job(self, name: str, label: str, **kwargs: Any) -> sfn.CustomState:
         return jobs.processing_job(
             self,
             name,
@@ -229,61 +155,17 @@ class PersonalizeWorkflow(Construct):
             job_role=self.uses.sagemaker_role,
             code=self.uses.code,
             image=self.uses.images.uri("sklearn"),
-            job_name=jsonata(f"$run.contracts.sagemaker.jobs.`{label}` & $suffix"),
+            job_name=jsonata(f"$run.contracts.sagemaker.jobs.`{label}` & {RUN_SUFFIX}"),
             instance_type=jsonata("$run.contracts.sagemaker.instanceTypes.processing"),
             tags=jsonata("$run.contracts.sagemaker.tags"),
             job_name_prefix=names.owned_prefix(self.config.prefix),
             **kwargs,
         )
 
-    def _prep(self) -> sfn.IChainable:
-        tables = [
-            self.uses.code.input(),
-            jobs.s3_input(
-                "interactions",
-                Expr("$paths.raw & $run.contracts.data.interactions"),
-                f"{IN}/interactions",
-            ),
-            jobs.s3_input("options", Expr("$paths.runFiles & 'prep.json'"), f"{IN}/options"),
-        ]
-        metadata = jobs.s3_input(
-            Expr("$kind"),
-            Expr("$paths.raw & $lookup($run.contracts.data, $kind)"),
-            Expr(f"'{IN}/' & $kind"),
-        )
-        inputs = (
-            f"$append({render(tables)}, $map($filter(['users', 'items'], function($k) "
-            "{$exists($lookup($run.contracts.data, $k))}), function($kind) {"
-            + render(metadata)
-            + "}))"
-        )
-        arguments = [
-            "--input", f"{IN}/interactions",
-            "--options", f"{IN}/options/prep.json",
-            "--output", f"{OUT}/prepared",
-            "--personalize-output", f"{OUT}/personalize",
-            "--batch-input-output", f"{OUT}/batch-input",
-            "--users", f"{IN}/users",
-            "--items", f"{IN}/items",
-        ]  # fmt: skip
-        outputs = [
-            jobs.s3_output("prepared", jsonata("$paths.prepared"), f"{OUT}/prepared"),
-            jobs.s3_output("personalize", jsonata("$paths.import"), f"{OUT}/personalize"),
-            jobs.s3_output("batch-input", jsonata("$paths.batchInput"), f"{OUT}/batch-input"),
-        ]
-        return self._job(
-            "Prepare the data",
-            "prep",
-            module="prep",
-            arguments=arguments,
-            inputs=jsonata(inputs),
-            outputs=outputs,
-        )
-
     # --- Personalize resources -----------------------------------------------------------------
 
     def _entry_event(self, entry: str, extra_refs: str = "{}") -> dict[str, str]:
-        refs = f"$merge([$refs, {{'run:name': {entry}.stem & $suffix}}, {extra_refs}])"
+        refs = f"$merge([$refs, {{'run:name': {entry}.stem & {RUN_SUFFIX}}}, {extra_refs}])"
         return {"entry": jsonata(entry), "refs": jsonata(refs)}
 
     def _dataset_group(self) -> sfn.IChainable:
@@ -341,25 +223,30 @@ class PersonalizeWorkflow(Construct):
             prefix="item_",
         )
         event = self._entry_event("$states.input")
+        # The Map's item is read once, by the iteration's first state (AWS gives the context
+        # object's Map.Item to ItemSelector only).
+        first = {"item_key": jsonata("$states.input.key")}
         if poll:
-            body = self.steps.ensure(f"{label} item", step, event, inner)
+            body = self.steps.ensure(f"{label} item", step, event, inner, first=first)
         else:
-            body = self._ensure_only(f"{label} item", step, event, inner)
+            body = self._ensure_only(f"{label} item", step, event, inner, first=first)
         done = sfn.Pass.jsonata(
             self,
             f"{label} item: done",
-            outputs=jsonata("{'key': $states.context.Map.Item.Value.key, 'arn': $item_arn}"),
+            outputs=jsonata("{'key': $item_key, 'arn': $item_arn}"),
         )
         each.item_processor(body.next(done))
         return each
 
-    def _ensure_only(self, label: str, step: str, event: dict, guard: Guard) -> sfn.Chain:
+    def _ensure_only(
+        self, label: str, step: str, event: dict, guard: Guard, *, first: dict
+    ) -> sfn.Chain:
         call = tasks.LambdaInvoke.jsonata(
             self,
             f"{label}: ensure",
             lambda_function=self.uses.steps,
             payload=sfn.TaskInput.from_object({"step": step, **event}),
-            assign={guard.var("arn"): jsonata("$states.result.Payload.arn")},
+            assign={**first, guard.var("arn"): jsonata("$states.result.Payload.arn")},
             retry_on_service_exceptions=False,
         )
         guard.protect(call, f"{label}: ensure")
@@ -397,7 +284,15 @@ class PersonalizeWorkflow(Construct):
             "Solutions",
             items=sfn.ProvideItems.jsonata(jsonata("[$plan.solutions]")),
             max_concurrency=0,
-            assign={"solutions": jsonata("[$states.result]")},
+            assign={
+                "solutions": jsonata("[$states.result]"),
+                # what campaigns need: the versions trained in this run
+                "refs": jsonata(
+                    "$merge($append([$refs], $states.result[$not($exists(failed))].{"
+                    "'arn:solution:' & solution: solutionArn, "
+                    "'arn:solutionVersion:' & solution: versionArn}))"
+                ),
+            },
         )
         solutions.add_catch(
             self.failed,
@@ -410,140 +305,3 @@ class PersonalizeWorkflow(Construct):
         )
         solutions.item_processor(solution_iteration(self, self.steps))
         return solutions
-
-    def _evaluate(self) -> sfn.IChainable:
-        trained = "$solutions[$not($exists(failed))]"
-        context = (
-            "$string({'run': $run.runId, "
-            f"'batchJobs': [{trained}.batches.{{'batchJob': key, 'solution': solution, "
-            "'recipe': recipe}], "
-            "'notScored': [$run.contracts.evaluation.notScored], "
-            "'failed': [$solutions[$exists(failed)].{'solution': solution, "
-            "'error': failed.error, 'cause': $string(failed.cause)}], "
-            f"'solutionMetrics': $merge($append([{{}}], {trained}.{{solution: metrics}}))}})"
-        )
-        write = tasks.CallAwsService.jsonata(
-            self,
-            "Write the run context",
-            service="s3",
-            action="putObject",
-            parameters={
-                "Bucket": self.uses.artifacts.bucket_name,
-                "Key": jsonata("$paths.runContext"),
-                "Body": jsonata(context),
-                "ContentType": "application/json",
-            },
-            iam_resources=[self.uses.artifacts.arn_for_objects(f"{layout.ARTIFACTS.runs}*")],
-        )
-        self.guard.protect(write, "Write the run context")
-        batches = f"[{trained}.batches]"
-        fixed = [
-            self.uses.code.input(),
-            jobs.s3_input("prepared", Expr("$paths.prepared"), f"{IN}/prepared"),
-            jobs.s3_input(
-                "interactions", Expr("$paths.import & 'interactions.csv'"), f"{IN}/interactions"
-            ),
-            jobs.s3_input("run", Expr("$paths.runFiles & 'run.json'"), f"{IN}/run"),
-        ]
-        batch = jobs.s3_input(
-            Expr("'batch-' & $b.key"),
-            Expr("$paths.batchOutput & $b.key & '/'"),
-            Expr(f"'{IN}/personalize/' & $b.key"),
-        )
-        inputs = f"$append({render(fixed)}, $map({batches}, function($b) {{" + render(batch) + "}))"
-        arguments = (
-            f"$append(['--prepared', '{IN}/prepared', '--interactions', "
-            f"'{IN}/interactions/interactions.csv', '--run-context', '{IN}/run/run.json', "
-            f"'--output', '{OUT}/report'], $append($run.contracts.evaluation.args, "
-            f"$reduce({batches}, function($all, $b) {{$append($all, ['--personalize-output', "
-            f"'{IN}/personalize/' & $b.key])}}, [])))"
-        )
-        evaluate = self._job(
-            "Evaluate",
-            "evaluate",
-            module="evaluate",
-            arguments=jsonata(arguments),
-            inputs=jsonata(inputs),
-            outputs=[jobs.s3_output("report", jsonata("$paths.report"), f"{OUT}/report")],
-        )
-        read = tasks.CallAwsService.jsonata(
-            self,
-            "Read the leaderboard",
-            service="s3",
-            action="getObject",
-            parameters={
-                "Bucket": self.uses.artifacts.bucket_name,
-                "Key": jsonata("$paths.reportKey"),
-            },
-            iam_resources=[self.uses.artifacts.arn_for_objects(f"{layout.ARTIFACTS.reports}*")],
-            assign={"report": jsonata("$parse($states.result.Body)")},
-            outputs=jsonata("{}"),
-        )
-        self.guard.protect(read, "Read the leaderboard")
-        return sfn.Chain.start(write).next(evaluate).next(read)
-
-    # --- the end -------------------------------------------------------------------------------
-
-    def _finish(self) -> sfn.IChainable:
-        stack = self.config.prefix
-        failed = "$solutions[$exists(failed)]"
-        status = f"($count({failed}) > 0 ? 'PARTIAL' : 'COMPLETE')"
-        leaders = (
-            "$join($map($report.leaderboard[[0..9]], function($r, $i) {$string($i + 1) & '. ' & "
-            "$r.name & '  ' & $report.rankedBy & '=' & $formatNumber($lookup($r.metrics, "
-            "$report.rankedBy), '0.0000') & ($r.beatsBaseline ? '' : '  (does not beat the "
-            "baseline)')}), '\\n')"
-        )
-        failures = (
-            f"$join({failed}.('- ' & solution & ': ' & failed.error & ': ' & "
-            "$string(failed.cause)), '\\n')"
-        )
-        table = prices.load()
-        hourly = table.prices["personalize.training_hour"].usd
-        hours = "$sum($solutions[$type(trainingHours) = 'number'].trainingHours)"
-        cost = (
-            f"'\\n\\nPersonalize training: ' & $formatNumber({hours}, '0.00') & ' training "
-            f"hours x ${hourly}/h = $' & $formatNumber({hours} * {hourly}, '0.00') & ' (recipes "
-            "billed by the hour; -v2 recipes bill per interaction and batch jobs per "
-            f"recommendation: recops cost ' & $run.runId & ' has the whole run. {table.region} "
-            f"list prices read {table.read}, see the README)'"
-        )
-        message = (
-            f"'recops {stack}: run ' & $run.runId & ' ' & {status} & '.\\n\\nLeaderboard (' & "
-            f"$report.rankedBy & '):\\n' & {leaders} & ($count({failed}) > 0 ? '\\n\\nFailed "
-            f"recipes:\\n' & {failures} : '') & '\\n\\nReport: ' & $paths.report & "
-            f"'report.html' & {cost} & '\\nExecution: ' & $states.context.Execution.Id"
-        )
-        detail = (
-            f"{{'stack': '{stack}', 'run': $run.runId, 'status': {status}, 'report': "
-            f"$paths.report, 'failed': [{failed}.{{'solution': solution, 'error': failed.error, "
-            "'cause': $string(failed.cause)}], 'execution': $states.context.Execution.Id}"
-        )
-        publish, event = notify(
-            self,
-            "Finished",
-            topic=self.uses.topic,
-            subject=f"'recops {stack} run ' & $run.runId & ': ' & {status}",
-            message=message,
-            detail=detail,
-        )
-        self.guard.protect(publish, "Finished: notify")
-        self.guard.protect(event, "Finished: event")
-        partial = sfn.Fail.jsonata(
-            self,
-            "Some recipes failed",
-            error="RecipesFailed",
-            cause=jsonata(f"'the leaderboard is partial; failed: ' & {failures}"),
-        )
-        done = sfn.Succeed.jsonata(
-            self,
-            "Run complete",
-            outputs=jsonata(
-                "{'run': $run.runId, 'status': 'COMPLETE', 'report': $paths.report, "
-                "'leader': $report.leaderboard[0].name}"
-            ),
-        )
-        check = sfn.Choice.jsonata(self, "All recipes trained?")
-        check.when(sfn.Condition.jsonata(jsonata(f"$count({failed}) > 0")), partial)
-        check.otherwise(done)
-        return sfn.Chain.start(publish).next(event).next(check)

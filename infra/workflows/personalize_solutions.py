@@ -13,7 +13,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 
-from infra.workflows.core import Guard, fail_with_failure, jsonata
+from infra.workflows.core import RUN_SUFFIX, Guard, fail_with_failure, jsonata
 from infra.workflows.personalize_steps import PersonalizeSteps
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def solution_iteration(workflow: PersonalizeWorkflow, steps: PersonalizeSteps) -
     )
     version_refs = (
         "$merge([$refs, {'arn:solution:' & $solutionKey: $solutionArn, "
-        "'run:name': $version.stem & $suffix}])"
+        f"'run:name': $version.stem & {RUN_SUFFIX}}}])"
     )
     version = steps.ensure(
         "Solution version",
@@ -144,20 +144,20 @@ def _batches(workflow: PersonalizeWorkflow, steps: PersonalizeSteps) -> sfn.ICha
     guard = Guard(failed, retry_on_not_ready=True, prefix="job_")
     refs = (
         "$merge([$refs, {'arn:solutionVersion:' & $solutionKey: $versionArn, "
-        "'run:name': $states.input.stem & $suffix}])"
+        f"'run:name': $states.input.stem & {RUN_SUFFIX}}}])"
     )
     job = steps.ensure(
         "Batch job",
         "batchInferenceJob",
         {"entry": jsonata("$states.input"), "refs": jsonata(refs)},
         guard,
+        first={"job_key": jsonata("$states.input.key")},
     )
     done = sfn.Pass.jsonata(
         workflow,
         "Batch job: done",
         outputs=jsonata(
-            "{'key': $states.context.Map.Item.Value.key, 'solution': $solutionKey, "
-            "'recipe': $recipe, 'arn': $job_arn}"
+            "{'key': $job_key, 'solution': $solutionKey, 'recipe': $recipe, 'arn': $job_arn}"
         ),
     )
     each.item_processor(job.next(done))

@@ -25,6 +25,9 @@ class Family:
     arn_type: str  # the resource type in its ARN, for the describe grant
     policy: PollPolicy = QUICK
     updatable: bool = False  # campaigns and recommenders: an update has its own status
+    # botocore's model spells batch job statuses PENDING / IN PROGRESS, while the service and
+    # AWS's own automation report CREATE PENDING / CREATE IN_PROGRESS: both wait
+    also_waiting: tuple[str, ...] = ()
 
 
 FAMILIES = {
@@ -37,7 +40,13 @@ FAMILIES = {
         Family("eventTracker", "EventTracker", "event-tracker"),
         Family("solution", "Solution", "solution"),
         Family("solutionVersion", "SolutionVersion", "solution", LONG),
-        Family("batchInferenceJob", "BatchInferenceJob", "batch-inference-job", LONG),
+        Family(
+            "batchInferenceJob",
+            "BatchInferenceJob",
+            "batch-inference-job",
+            LONG,
+            also_waiting=("PENDING", "IN PROGRESS"),
+        ),
         Family("campaign", "Campaign", "campaign", QUICK, updatable=True),
         Family("recommender", "Recommender", "recommender", LONG, updatable=True),
     )
@@ -61,7 +70,9 @@ class PersonalizeSteps:
     function: lambda_.IFunction
     stack_prefix: str
 
-    def ensure(self, label: str, step: str, event: dict, guard: Guard) -> sfn.Chain:
+    def ensure(
+        self, label: str, step: str, event: dict, guard: Guard, *, first: dict | None = None
+    ) -> sfn.Chain:
         """Lambda step, then poll; the chain's output is the last Describe response and `$arn`
         holds the resource's ARN (`$<prefix>arn` in an inner scope). `event` values are JSONata expressions or literals."""
         family = FAMILIES[step]
@@ -71,6 +82,7 @@ class PersonalizeSteps:
             lambda_function=self.function,
             payload=sfn.TaskInput.from_object({"step": step, **event}),
             assign={
+                **(first or {}),  # what the first state of an iteration keeps from its item
                 guard.var("arn"): jsonata("$states.result.Payload.arn"),
                 guard.var("updated"): jsonata("$states.result.Payload.updated = true"),
             },
@@ -95,5 +107,6 @@ class PersonalizeSteps:
             reason=f"$states.result.{family.noun}.FailureReason",
             resource=f"'{family.noun} ' & {arn}",
             policy=family.policy,
+            waiting=("CREATE PENDING", "CREATE IN_PROGRESS", *family.also_waiting),
         )
         return sfn.Chain.start(call).next(poll)

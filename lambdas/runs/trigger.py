@@ -8,9 +8,11 @@ config's JSON Schema (`recops/config.schema.json`, exported from the model) and 
 Valid, and no execution of the machine RUNNING: StartExecution, unnamed (its run id is the UUID's
 last group), with input `{"configObject": {"bucket", "key"}}`; the plan state reads and checks it
 again. Valid but a run going on: nothing starts (one run at a time, so a burst of uploads cannot
-start a burst of billable training); the answer names the running execution. Invalid: nothing
-starts, the message is logged and sent to the default event bus as `recops config rejected`.
-The function runs with reserved concurrency 1, so two uploads cannot both see no run and start.
+start a burst of billable training); the answer names the running execution and the default
+event bus gets `recops upload not started`. Invalid: nothing starts, the message is logged and
+sent to the default event bus as `recops config rejected`. No reserved concurrency (new accounts'
+concurrency quota of 10 leaves none to reserve): two uploads within the same fraction of a
+second can both see no run and both start.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ TRAIN_PREFIX = "train/"
 CONFIG_SUFFIX = ".json"
 EVENT_SOURCE = "recops"
 REJECTED = "recops config rejected"
+NOT_STARTED = "recops upload not started"
 MAX_CONFIG_BYTES = 1024 * 1024  # a config is a few kilobytes; more is not one
 MAX_MESSAGE = 8 * 1024  # of the rejection's message in the event (events are at most 256 KB)
 
@@ -73,11 +76,13 @@ def on_upload(
     problem = config_problem(body, f"s3://{bucket}/{key}", stack_prefix)
     if problem is not None:
         logger.warning("config rejected", extra={"bucket": bucket, "key": key, "reason": problem})
-        send_rejection(clients.events, bucket, key, problem)
+        send_event(clients.events, REJECTED, bucket, key, problem)
         return {"started": False, "rejected": problem}
     running = running_execution(clients.sfn, state_machine_arn)
     if running is not None:
         logger.info("a run is going on; nothing started", extra={"running": running, "key": key})
+        message = f"a run is going on ({running}); upload the config again when it has ended"
+        send_event(clients.events, NOT_STARTED, bucket, key, message)
         return {"started": False, "running": running}
     started = clients.sfn.start_execution(
         stateMachineArn=state_machine_arn,
@@ -139,20 +144,20 @@ def running_execution(sfn: Any, state_machine_arn: str) -> str | None:
     return found[0]["executionArn"] if found else None
 
 
-def send_rejection(events: Any, bucket: str, key: str, message: str) -> None:
+def send_event(events: Any, detail_type: str, bucket: str, key: str, message: str) -> None:
     detail = {"bucket": bucket, "key": key, "message": message[:MAX_MESSAGE]}
     answer = events.put_events(
         Entries=[
             {
                 "Source": EVENT_SOURCE,
-                "DetailType": REJECTED,
+                "DetailType": detail_type,
                 "Detail": json.dumps(detail),
                 "EventBusName": "default",
             }
         ]
     )
     if answer.get("FailedEntryCount"):
-        raise EventNotSentError(f"PutEvents refused the rejection event: {answer['Entries']}")
+        raise EventNotSentError(f"PutEvents refused the {detail_type!r} event: {answer['Entries']}")
 
 
 _clients: list[Clients] = []  # created on first use, reused while the environment is warm

@@ -96,8 +96,9 @@ def handle_control(backend: PersonalizeBackend, operation: str, params: dict) ->
     if operation not in CONTROL.operation_names:
         raise PersonalizeError("UnknownOperationException", f"Unknown operation {operation}")
     validate(backend, "personalize", operation, params)
-    if backend.faults.throttle_next > 0:
-        backend.faults.throttle_next -= 1
+    faults = backend.faults
+    if faults.throttle_next > 0 and faults.throttle_only in (None, operation):
+        faults.throttle_next -= 1
         raise PersonalizeError("ThrottlingException", "Rate exceeded")
     return _respond("personalize", operation, _dispatch(backend, operation, params), params)
 

@@ -148,12 +148,14 @@ class Faults:
     the process through `python -m localaws faults`)."""
 
     throttle_next: int = 0
+    throttle_only: str | None = None  # the operation throttled (None: any)
     fail_solution_versions: list[str] = field(default_factory=list)  # reasons, used in order
     slow: dict[str, float] = field(default_factory=dict)  # family -> extra seconds, next one
 
-    def throttle(self, calls: int) -> None:
-        """The next `calls` requests fail with ThrottlingException."""
-        self.throttle_next = int(calls)
+    def throttle(self, calls: int, operation: str | None = None) -> None:
+        """The next `calls` requests (of `operation` only, when given, e.g. DescribeDatasetGroup)
+        fail with ThrottlingException."""
+        self.throttle_next, self.throttle_only = int(calls), operation
 
     def fail_next_solution_version(self, reason: str = "InternalServerError") -> None:
         """The next solution version created ends CREATE FAILED with this reason."""

@@ -127,3 +127,29 @@ def test_eight_recipes_training_ten_hours_stay_far_below_the_history_limit(defin
     total = 8 * per_recipe + per_poll * LONG.polls_for(2 * 3600) + 500
     assert LONG.polls_for(10 * 3600) < 60
     assert total < 10_000, total
+
+
+def test_iterations_read_their_item_from_their_input_not_the_context(definition):
+    """AWS gives the context object's Map.Item to a Map's ItemSelector only
+    (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html)."""
+    import json
+
+    def inner_states(machine: dict):
+        for _, state in machine["States"].items():
+            if "ItemProcessor" in state:
+                yield from states(state["ItemProcessor"])
+
+    inside = list(inner_states(definition))
+    assert len(inside) > 40
+    for name, state in inside:
+        text = json.dumps({k: v for k, v in state.items() if k != "ItemProcessor"})
+        assert "Map.Item" not in text, name
+
+
+def test_run_owned_names_count_redrives_where_they_are_made(definition):
+    """A redrive re-runs only the states that failed, so the suffix cannot be computed once."""
+    import json
+
+    text = json.dumps(definition)
+    assert "RedriveCount" in text
+    assert '"suffix"' not in text

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from infra.workflows.core import LONG
 from localaws import LocalAccount
 from localaws.personalize import backend_for
 from tests.conftest import REPO
@@ -137,10 +138,19 @@ def test_a_second_run_creates_nothing_new_and_rides_out_throttling(deployed, fir
     before = deployed.config_owned()
     versions_before = len(deployed.personalize.list_solution_versions()["solutionVersions"])
     faults = backend_for(region=deployed.account.region).faults
-    faults.throttle(2)
+    # 8 throttled DescribeDatasetGroup calls: the Lambda step's botocore gives up after 6, so
+    # the state machine's Retry re-runs the step, whose first 2 calls are throttled again
+    faults.throttle(8, "DescribeDatasetGroup")
     second = deployed.run()
     assert second["status"] == "SUCCEEDED", second.get("cause")
-    assert faults.throttle_next == 0  # both throttled requests happened and were retried
+    assert faults.throttle_next == 0  # every throttled request happened and was retried
+    retried = [
+        e
+        for e in history(deployed.account, second["executionArn"])
+        if e["type"] == "TaskFailed"
+        and e["taskFailedEventDetails"]["error"] == "ThrottlingException"
+    ]
+    assert len(retried) == 1
     assert deployed.config_owned() == before
     versions = deployed.personalize.list_solution_versions()["solutionVersions"]
     assert len(versions) == versions_before + 3  # run-owned: one new version per solution
@@ -155,6 +165,26 @@ def test_a_second_run_creates_nothing_new_and_rides_out_throttling(deployed, fir
     assert config_owned
     assert not any(p["created"] for p in config_owned)
     assert len(deployed.notifications(second)) == 1
+
+
+def test_a_configured_campaign_serves_the_version_this_run_trained(deployed, first_run):
+    """Campaigns only when the config lists them; `{"config": ...}` is what `recops start
+    --config` sends."""
+    config = json.loads((REPO / "config" / "movielens-demo.json").read_text())
+    config["personalize"]["campaigns"] = [{"name": "live", "solution": "user-personalization"}]
+    run = deployed.run({"config": config})
+    assert run["status"] == "SUCCEEDED", run.get("cause")
+    [campaign] = deployed.personalize.list_campaigns()["campaigns"]
+    described = deployed.personalize.describe_campaign(campaignArn=campaign["campaignArn"])
+    assert described["campaign"]["name"] == "recops-demo--live"
+    assert described["campaign"]["status"] == "ACTIVE"
+    assert described["campaign"]["minProvisionedTPS"] == 1
+    version = described["campaign"]["solutionVersionArn"]
+    run_id = run["executionArn"][-12:]
+    assert deployed.personalize.describe_solution_version(solutionVersionArn=version)[
+        "solutionVersion"
+    ]["name"].endswith(run_id)
+    assert len(deployed.notifications(run)) == 1
 
 
 def test_one_failing_recipe_leaves_a_partial_leaderboard_and_says_which(deployed, first_run):
@@ -179,12 +209,13 @@ def test_one_failing_recipe_leaves_a_partial_leaderboard_and_says_which(deployed
 
 def test_a_poll_that_runs_out_fails_naming_the_resource(deployed, first_run):
     faults = backend_for(region=deployed.account.region).faults
-    faults.slow_next("datasetImportJob", 60 * 3600)  # longer than the import poll's ~29 hours
+    faults.slow_next("datasetImportJob", 60 * 3600)  # longer than the import poll's budget
     run = deployed.run()
     assert run["status"] == "FAILED"
     assert run["error"] == "PollExhausted"
     assert "DatasetImportJob arn:aws:personalize:" in run["cause"]
-    assert "is still CREATE IN_PROGRESS after 120 polls" in run["cause"]
+    assert f"is still CREATE IN_PROGRESS after {LONG.max_polls} polls" in run["cause"]
+    assert LONG.budget_hours() < 60
     [told] = deployed.notifications(run)
     assert "FAILED" in told
     assert "PollExhausted" in told

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 # action -> why "*" is the only resource the API accepts
 STAR_ONLY = {
     "xray:PutTraceSegments": "X-Ray has no resource-level permissions",
@@ -59,3 +61,18 @@ def test_every_pass_role_names_one_role_and_its_service(demo_assembly):
             assert "*" not in str(statement["Resource"]), logical_id
             assert "iam:PassedToService" in statement["Condition"]["StringEquals"], logical_id
     assert found >= 2  # the Personalize steps (personalize) and the workflow (sagemaker)
+
+
+def test_the_sagemaker_role_may_list_and_read_the_training_code_only(demo_assembly):
+    """A processing job's S3Prefix input is listed, then read: both on the code asset's key."""
+    statements = [
+        s
+        for logical_id, s in policies(demo_assembly.template)
+        if logical_id.startswith("SageMakerExecutionRole")
+        and "cdk-hnb659fds-assets" in json.dumps(s["Resource"])
+    ]
+    actions = sorted(a for s in statements for a in as_list(s["Action"]))
+    assert actions == ["s3:GetObject", "s3:ListBucket"]
+    [listing] = [s for s in statements if s["Action"] == "s3:ListBucket"]
+    [prefix] = listing["Condition"]["StringLike"]["s3:prefix"]
+    assert prefix.endswith(".zip")
