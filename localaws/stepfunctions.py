@@ -17,7 +17,7 @@
   and do not spell the error out. API errors of the call itself are `SageMaker.<Code>Exception`
   or `SageMaker.AmazonSageMakerException` (stepfunctions_errors.py).
 
-Error naming: stepfunctions_errors.py. Nested
+Error naming: stepfunctions_errors.py. Map items in the context object: stepfunctions_map.py. Nested
 executions: stepfunctions_nested.py. History pages and execution logs: stepfunctions_executions.py.
 """
 
@@ -46,6 +46,7 @@ from localaws import (
     stepfunctions_errors,
     stepfunctions_executions,
     stepfunctions_jsonata,
+    stepfunctions_map,
     stepfunctions_nested,
     stepfunctions_shapes,
     stepfunctions_time,
@@ -159,6 +160,7 @@ def install() -> contextlib.AbstractContextManager:
         + stepfunctions_shapes.PATCHES
         + stepfunctions_errors.PATCHES
         + stepfunctions_jsonata.PATCHES
+        + stepfunctions_map.PATCHES
         + stepfunctions_nested.PATCHES
         + stepfunctions_executions.PATCHES
         + stepfunctions_time.PATCHES

@@ -118,7 +118,7 @@ def finish_states(self: PersonalizeWorkflow) -> sfn.IChainable:
         f"hours x ${hourly}/h = $' & $formatNumber({hours} * {hourly}, '0.00') & ' (recipes "
         "billed by the hour; -v2 recipes bill per interaction and batch jobs per "
         f"recommendation: recops cost ' & $run.runId & ' has the whole run. List prices of "
-        f"the README's price table, read {table.read})'"
+        f"the price table in the README, read {table.read})'"
     )
     message = (
         f"'recops {stack}: run ' & $run.runId & ' ' & {status} & '.\\n\\nLeaderboard (' & "

@@ -264,7 +264,44 @@ def jsonata_undefined_result_fails_naming_the_state(account):
     assert "returned nothing (undefined)" in result["cause"]
 
 
+def map_item_is_for_the_item_selector_only(account):
+    """ItemSelector reads $states.context.Map.Item; a state inside the iteration does not."""
+    definition = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "Items": "{% [1, 2] %}",
+                "ItemSelector": {"index": "{% $states.context.Map.Item.Index %}"},
+                "ItemProcessor": {
+                    "StartAt": "Inside",
+                    "States": {
+                        "Inside": {
+                            "Type": "Pass",
+                            "Output": {
+                                "index": "{% $states.input.index %}",
+                                "seen": "{% $exists($states.context.Map.Item) %}",
+                            },
+                            "End": True,
+                        }
+                    },
+                },
+                "End": True,
+            }
+        },
+    }
+    output = _error_output(run(account, definition))
+    assert output == [{"index": 0, "seen": False}, {"index": 1, "seen": False}]
+
+
 @rows(
+    Behaviour(
+        "map-item-in-item-selector-only",
+        "https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html"
+        "#contextobject-map",
+        map_item_is_for_the_item_selector_only,
+    ),
     Behaviour(
         "personalize-error-caught-by-name", AWSSDK, personalize_error_is_caught_by_its_aws_name
     ),

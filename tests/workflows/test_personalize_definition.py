@@ -153,3 +153,24 @@ def test_run_owned_names_count_redrives_where_they_are_made(definition):
     text = json.dumps(definition)
     assert "RedriveCount" in text
     assert '"suffix"' not in text
+
+
+def test_every_jsonata_expression_parses(definition):
+    """A syntax error in an expression (a stray quote in a message) fails here, at synth,
+    rather than at the end of a long run."""
+    import jsonata
+
+    def expressions(value):
+        if isinstance(value, dict):
+            for item in value.values():
+                yield from expressions(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from expressions(item)
+        elif isinstance(value, str) and value.startswith("{%") and value.endswith("%}"):
+            yield value[2:-2].strip()
+
+    found = list(expressions(definition))
+    assert len(found) > 200
+    for expression in found:
+        jsonata.Jsonata(expression)  # raises on a syntax error
