@@ -224,9 +224,15 @@ def _create_bucket(cls, resource_name, cloudformation_json, account_id, region_n
 _original_create_bucket = s3_models.FakeBucket.create_from_cloudformation_json
 
 
-def _update_bucket(cls, original_resource, new_resource_name, cloudformation_json, *args):
+def _update_bucket(
+    cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name
+):
     bucket = _original_update_bucket(
-        original_resource, new_resource_name, cloudformation_json, *args
+        original_resource,
+        new_resource_name,
+        cloudformation_json,
+        account_id=account_id,
+        region_name=region_name,
     )
     _apply_notifications(bucket, cloudformation_json)
     return bucket
