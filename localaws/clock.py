@@ -49,6 +49,7 @@ import threading
 import time as _time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 GRACE = 0.02  # real seconds of quiet before the clock jumps to the next wake-up
 
@@ -64,7 +65,10 @@ class Clock:
         self._tickets = itertools.count()
         self._holds: list[_Hold] = []
         self._alarms: list[tuple[float, int, Callable[[], None]]] = []  # a heap
-        self._asleep: set[int] = set()  # thread ids inside sleep_until
+        # thread id -> what it waits for (None: time only); a waiter whose event is already set
+        # is about to wake and counts as holding, so no jump slips into the hand-over between
+        # a thread that finishes (and releases) and the one that was waiting for it
+        self._asleep: dict[int, Any] = {}
         self._quiet_since = _time.monotonic()
         self._closed = False
         self._ticker = threading.Thread(target=self._tick, name="localaws-clock", daemon=True)
@@ -95,7 +99,7 @@ class Clock:
         if seconds is None:
             return self._join(event)
         wake = self.time() + max(float(seconds), 0.0)
-        with self._asleep_until(wake):
+        with self._asleep_until(wake, event):
             while not event.is_set():
                 if self.time() >= wake or self._closed:
                     return event.is_set()
@@ -103,14 +107,14 @@ class Clock:
             return True
 
     @contextlib.contextmanager
-    def _asleep_until(self, wake: float | None) -> Iterator[None]:
+    def _asleep_until(self, wake: float | None, event: Any = None) -> Iterator[None]:
         """This thread waits (it stops holding); with a wake-up time, the clock may jump to it."""
         me = threading.get_ident()
         with self._cond:
             ticket = None if wake is None else (wake, next(self._tickets))
             if ticket is not None:
                 heapq.heappush(self._sleepers, ticket)
-            self._asleep.add(me)
+            self._asleep[me] = event
             self._touch()
         try:
             yield
@@ -119,13 +123,13 @@ class Clock:
                 if ticket is not None:
                     self._sleepers.remove(ticket)
                     heapq.heapify(self._sleepers)
-                self._asleep.discard(me)
+                self._asleep.pop(me, None)
                 self._touch()
 
     def _join(self, event: threading.Event) -> bool:
         """Wait for another thread with no timeout: not holding, and no wake-up of its own."""
-        with self._asleep_until(None):
-            while not event.wait(0.05):
+        with self._asleep_until(None, event):
+            while not event.wait(0.005):
                 pass
             return True
 
@@ -184,7 +188,13 @@ class Clock:
         self._cond.notify_all()
 
     def _holders(self) -> int:
-        return sum(1 for h in self._holds if h.owner is None or h.owner not in self._asleep)
+        return sum(1 for h in self._holds if self._holds_now(h.owner))
+
+    def _holds_now(self, owner: int | None) -> bool:
+        if owner is None or owner not in self._asleep:
+            return True
+        awaited = self._asleep[owner]
+        return awaited is not None and awaited.is_set()
 
     def _tick(self) -> None:
         with self._cond:

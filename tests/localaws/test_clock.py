@@ -105,3 +105,34 @@ def test_a_thread_started_late_holds_the_clock_from_start(clock, monkeypatch):
     worker.join(99_999_999)  # the parent waits with a virtual timeout, as a Task state does
     assert result == ["done"]
     assert clock.time() - start < 60
+
+
+def test_no_jump_slips_between_a_finishing_thread_and_its_joiner(clock, monkeypatch):
+    """A worker sets its 'done' event and releases its hold; its parent, joining, wakes a few
+    milliseconds later (a loaded machine: far past GRACE). Meanwhile a far sleeper (an execution
+    timeout) exists: the clock must not jump to it in the hand-over."""
+    import localaws.clock as clock_module
+
+    monkeypatch.setattr(clock_module, "_CLOCK", clock)
+    done, woke = threading.Event(), []
+    far = threading.Thread(target=clock.sleep, args=(7 * 86400,), daemon=True)
+    far.start()
+
+    def worker():
+        time.sleep(0.05)  # real work
+        done.set()  # the joiner may notice later; the clock sees the event set
+
+    class SlowToNotice:  # the joiner's own poll, slower than GRACE
+        def is_set(self):
+            return done.is_set()
+
+        def wait(self, timeout=None):
+            time.sleep(0.1)
+            return done.is_set()
+
+    start = clock.time()
+    with clock.holding():
+        clock_module.HoldingThread(target=worker).start()
+        woke.append(clock.wait_for(SlowToNotice(), None))
+    assert woke == [True]
+    assert clock.time() - start < 60
