@@ -28,12 +28,21 @@ def acknowledge_wildcards(
     construct: IConstruct, statements: Iterable[iam.PolicyStatement], reason: str
 ) -> list[str]:
     """Acknowledge AwsSolutions-IAM5 for each wildcard resource in these statements only."""
+    return acknowledge_resources(
+        construct, [r for statement in statements for r in statement.resources], reason
+    )
+
+
+def acknowledge_resources(
+    construct: IConstruct, resources: Iterable[str], reason: str
+) -> list[str]:
+    """Acknowledge AwsSolutions-IAM5 for each wildcard among these resource ARNs (for grants
+    that CDK's task constructs write themselves, so no statement of ours holds them)."""
     stack = Stack.of(construct)
     findings = sorted(
         {
             f"AwsSolutions-IAM5[Resource::{_nag_text(stack.resolve(resource))}]"
-            for statement in statements
-            for resource in statement.resources
+            for resource in resources
             if "*" in resource
         }
     )

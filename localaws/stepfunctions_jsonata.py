@@ -125,13 +125,18 @@ def _visit_state_machine(self: Preprocessor, ctx):
 _original_visit_state_machine = Preprocessor.visitState_machine
 
 
+def _compiled(expression: str) -> jsonata.Jsonata:
+    """The expression parsed, with Step Functions' own functions registered."""
+    compiled = jsonata.Jsonata(expression)
+    for name, function in JSONATA_FUNCTIONS.items():
+        compiled.register_lambda(name, function)
+    return compiled
+
+
 def eval_jsonata(expression: str) -> Any:
     """Evaluate with jsonata-python and Step Functions' functions; errors as moto expects them."""
     try:
-        compiled = jsonata.Jsonata(expression)
-        for name, function in JSONATA_FUNCTIONS.items():
-            compiled.register_lambda(name, function)
-        return compiled.evaluate(None)
+        return _compiled(expression).evaluate(None)
     except Exception as err:  # States.QueryEvaluationError, by the wrapper above
         raise JSONataException("UNKNOWN", str(err)) from err
 
@@ -153,9 +158,7 @@ def evaluate_bound(expression: str, env) -> Any:
     bindings = {name: _bound_value(value) for name, value in bindings.items()}
     bindings["states"] = env.states._states_data
     try:
-        compiled = jsonata.Jsonata(f"({functions}{expression})" if functions else expression)
-        for name, function in JSONATA_FUNCTIONS.items():
-            compiled.register_lambda(name, function)
+        compiled = _compiled(f"({functions}{expression})" if functions else expression)
         compiled.set_output_convert_nulls(False)
         return compiled.evaluate(None, bindings)
     except Exception as err:  # States.QueryEvaluationError, by the wrapper above

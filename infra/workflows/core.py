@@ -16,7 +16,7 @@ service owns the grant.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import Duration
@@ -128,7 +128,6 @@ class Guard:
     # Variables of an inner scope (a Map iteration) may not be written there if an outer scope
     # has them, so each scope names its own: `item_failure`, `item_arn`, `item_polls`...
     prefix: str = ""
-    guarded: list[str] = field(default_factory=list)
 
     def var(self, name: str) -> str:
         return f"{self.prefix}{name}"
@@ -162,7 +161,6 @@ class Guard:
         task.add_catch(
             self.handler, errors=["States.ALL"], assign={self.var("failure"): failure_of(name)}
         )
-        self.guarded.append(name)
         return task
 
     def fail(self, scope: Construct, name: str, error: str, cause: str) -> sfn.Pass:

@@ -28,7 +28,7 @@ from constructs import Construct
 
 from infra import layout
 from infra.grants import kms_statement
-from infra.nag import acknowledge_wildcards
+from infra.nag import acknowledge_resources
 from infra.workflows import jobs
 from infra.workflows.core import RUN_SUFFIX, Guard, fail_with_failure, jsonata
 from infra.workflows.outcome import failure_path
@@ -140,9 +140,7 @@ class PersonalizeWorkflow(Construct):
             ],
         }
         for reason, resources in reasons.items():
-            acknowledge_wildcards(
-                self.role, [iam.PolicyStatement(actions=["none:None"], resources=resources)], reason
-            )
+            acknowledge_resources(self.role, resources, reason)
 
     # --- the run -------------------------------------------------------------------------------
 
