@@ -18,7 +18,9 @@ from infra.sagemaker_role import SageMakerRole
 from infra.storage import Storage
 from infra.triggers import RetrainingSchedule, UploadTrigger
 from infra.workflows import jobs
-from infra.workflows.personalize import PersonalizeWorkflow, Resources
+from infra.workflows.fm_knn import FmKnnWorkflow
+from infra.workflows.personalize import PersonalizeWorkflow
+from infra.workflows.run import Resources
 from recops import names
 from recops.config import PipelineConfig
 
@@ -86,22 +88,25 @@ class RecopsStack(Stack):
             personalize_role=self.personalize.role,
         )
         self.planner = RunPlanner(self, "Planner", data=data, stack_prefix=config.prefix)
+        uses = Resources(
+            data=data,
+            artifacts=artifacts,
+            personalize_role=self.personalize.role,
+            sagemaker_role=self.sagemaker.role,
+            steps=self.personalize_steps.function,
+            planner=self.planner.function,
+            topic=self.topic,
+            code=self.code,
+            images=jobs.Images(self, "Images"),
+            kms_key=kms_key,
+        )
+        self.fm_knn_workflow = FmKnnWorkflow(self, "FmKnnWorkflow", config=config, uses=uses)
         self.personalize_workflow = PersonalizeWorkflow(
             self,
             "PersonalizeWorkflow",
             config=config,
-            uses=Resources(
-                data=data,
-                artifacts=artifacts,
-                personalize_role=self.personalize.role,
-                sagemaker_role=self.sagemaker.role,
-                steps=self.personalize_steps.function,
-                planner=self.planner.function,
-                topic=self.topic,
-                code=self.code,
-                images=jobs.Images(self, "Images"),
-                kms_key=kms_key,
-            ),
+            uses=uses,
+            fm_knn=self.fm_knn_workflow.machine,
         )
         machine = self.personalize_workflow.machine
         self.trigger = UploadTrigger(
@@ -121,6 +126,7 @@ class RecopsStack(Stack):
             "PersonalizeRoleArn": self.personalize.role.role_arn,
             "SageMakerRoleArn": self.sagemaker.role.role_arn,
             "PersonalizeStateMachineArn": self.personalize_workflow.machine.state_machine_arn,
+            "FmKnnStateMachineArn": self.fm_knn_workflow.machine.state_machine_arn,
             "NotificationTopicArn": self.topic.topic_arn,
         }
         for name, value in values.items():

@@ -335,6 +335,7 @@ class KnnConfig(_Model):
     index_type: Literal["faiss.Flat", "faiss.IVFFlat", "faiss.IVFPQ"] = "faiss.Flat"
     instance_type: TrainingInstanceType = "ml.m5.large"
     transform_instance_type: TransformInstanceType = "ml.m5.large"
+    transform_instance_count: int = Field(1, ge=1, le=20)
 
     @field_validator("index_type")
     @classmethod
@@ -366,7 +367,43 @@ class FactorizationMachinesConfig(_Model):
     processing_instance_type: ProcessingInstanceType = "ml.m5.xlarge"
     training_instance_type: TrainingInstanceType = "ml.c5.xlarge"
     training_instance_count: int = Field(1, ge=1, le=20)
+    volume_size_gb: int = Field(
+        30, ge=1, le=16384, description="Storage of each processing and training instance."
+    )
+    max_runtime_seconds: int = Field(
+        3600,
+        ge=60,
+        le=5 * 24 * 3600,
+        description="Each SageMaker job's MaxRuntimeInSeconds: a job running longer is stopped.",
+    )
+    spot: bool = Field(
+        False,
+        description="Managed spot training for FM and KNN (cheaper; may wait for capacity).",
+    )
+    max_wait_seconds: int | None = Field(
+        None,
+        ge=60,
+        le=5 * 24 * 3600,
+        description="Spot only: how long a training job may wait for spot capacity plus run "
+        "(default twice max_runtime_seconds; at least max_runtime_seconds).",
+    )
     knn: KnnConfig = Field(default_factory=KnnConfig)
+
+    @model_validator(mode="after")
+    def _spot_wait_covers_the_runtime(self) -> FactorizationMachinesConfig:
+        if self.max_wait_seconds is not None and not self.spot:
+            raise ValueError("max_wait_seconds applies to spot training only: set spot true")
+        if self.max_wait_seconds is not None and self.max_wait_seconds < self.max_runtime_seconds:
+            raise ValueError(
+                f"max_wait_seconds {self.max_wait_seconds} is below max_runtime_seconds "
+                f"{self.max_runtime_seconds}: SageMaker requires MaxWaitTimeInSeconds >= "
+                "MaxRuntimeInSeconds for spot training"
+            )
+        return self
+
+    @property
+    def spot_wait_seconds(self) -> int:
+        return self.max_wait_seconds or 2 * self.max_runtime_seconds
 
 
 class EvaluationConfig(_Model):

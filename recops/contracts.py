@@ -394,6 +394,10 @@ def sagemaker_contract(config: PipelineConfig) -> dict[str, Any]:
             "knnTransform": fm.knn.transform_instance_type,
         },
         "fmInstanceCount": fm.training_instance_count,
+        "transformInstanceCount": fm.knn.transform_instance_count,
+        "volumeSizeGb": fm.volume_size_gb,
+        "maxRuntimeSeconds": fm.max_runtime_seconds,
+        "spot": {"enabled": fm.spot, "maxWaitSeconds": fm.spot_wait_seconds},
         "fm": fm_hyperparameters(config),
         "knn": knn_hyperparameters(config),
     }

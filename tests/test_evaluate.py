@@ -282,9 +282,41 @@ def test_without_a_run_context_the_run_is_complete_with_empty_lists(prepared):
     assert document["notScored"] == document["failed"] == []
     assert document["solutionMetrics"] == {}
     assert {(e["name"], e["source"]) for e in document["leaderboard"]} >= {
-        ("fm-knn (knn)", "fm-knn"),
-        ("fm-knn (knn), seen removed", "fm-knn"),
+        ("fm-knn", "fm-knn"),
+        ("fm-knn, seen removed", "fm-knn"),
     }
+
+
+def test_the_knn_output_is_published_with_original_ids_best_first(prepared):
+    folder, _ = prepared
+    knn = folder / "knn"
+    knn.mkdir(exist_ok=True)
+    users = pd.read_csv(folder / "prepared" / "maps" / "users.csv", dtype={"USER_ID": str})
+    items = pd.read_csv(folder / "prepared" / "maps" / "items.csv", dtype={"ITEM_ID": str})
+    # neighbours as the transform lists them: smallest inner product first
+    line = json.dumps({"labels": [2.0, 0.0, 1.0], "distances": [0.1, 0.2, 0.9]})
+    (knn / "queries.out").write_text("\n".join([line] * len(users)) + "\n")
+    out = folder / "recommendations"
+    _evaluate(folder, "--knn-output", str(knn), "--recommendations-output", str(out))
+    lines = (out / "recommendations.jsonl").read_text().splitlines()
+    assert len(lines) == len(users)
+    first = json.loads(lines[0])
+    item_id = items.set_index("index")["ITEM_ID"]
+    assert first["input"]["userId"] == users.set_index("index")["USER_ID"][0]
+    assert first["output"]["recommendedItems"] == [item_id[1], item_id[0], item_id[2]]
+    assert first["output"]["scores"] == [0.9, 0.2, 0.1]
+    table = pd.read_csv(out / "recommendations.csv", dtype=str)
+    assert list(table.columns) == ["user_id", "rank", "item_id", "score"]
+    assert len(table) == 3 * len(users)
+    assert table["rank"].head(3).tolist() == ["1", "2", "3"]
+
+
+def test_a_transform_output_missing_users_is_refused(tmp_path):
+    from training.recommendations import write_recommendations
+
+    line = json.dumps({"labels": [0.0], "distances": [1.0]})
+    with pytest.raises(ValueError, match="1 lines, the prepared data 2 users"):
+        write_recommendations(tmp_path, line, ["u1", "u2"], ["i1"])
 
 
 def test_a_batch_job_without_output_is_a_failure_not_a_row_of_zeros(prepared):

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from training import recommendations
+
 
 @dataclass
 class Holdout:
@@ -523,7 +525,8 @@ def collect_sources(
         text = _read_outputs(path)
         if text is None:
             raise FileNotFoundError(f"no KNN batch transform output (*.out) at {path}")
-        source = Source(f"fm-knn ({path.name})", "fm-knn")
+        single = len(args.knn_output) == 1
+        source = Source("fm-knn" if single else f"fm-knn ({path.name})", "fm-knn")
         lists[source.name], sources[source.name] = read_knn_transform_output(text, n), source
     given = {path.name for path in args.personalize_output}
     for path in args.personalize_output:
@@ -549,6 +552,22 @@ def _no_output(source: Source, cause: str) -> dict:
     return {"solution": source.solution or source.name, "error": "NoBatchOutput", "cause": cause}
 
 
+def publish_recommendations(
+    args: argparse.Namespace, user_index: dict[str, int], item_index: dict[str, int]
+) -> None:
+    """The FM → KNN product output: every neighbour the transform returned, with original ids."""
+    if len(args.knn_output) != 1:
+        raise ValueError("--recommendations-output needs exactly one --knn-output")
+    text = _read_outputs(args.knn_output[0]) or ""
+    users = sorted(user_index, key=user_index.__getitem__)
+    items = sorted(item_index, key=item_index.__getitem__)
+    counts = recommendations.write_recommendations(args.recommendations_output, text, users, items)
+    print(
+        f"evaluate: top-K of {counts['users']:,} users ({counts['rows']:,} rows) written to "
+        f"{args.recommendations_output}"
+    )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     processing = Path("/opt/ml/processing")
     parser = argparse.ArgumentParser(prog="python -m training.evaluate")
@@ -559,6 +578,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the training interactions (default: <prepared>/personalize/interactions.csv)",
     )
     parser.add_argument("--knn-output", type=Path, action="append", default=[])
+    parser.add_argument(
+        "--recommendations-output",
+        type=Path,
+        help="write the KNN output's top-K with the original ids here (training.recommendations)",
+    )
     parser.add_argument(
         "--personalize-output",
         type=Path,
@@ -589,6 +613,8 @@ def run(args: argparse.Namespace) -> int:
     holdout, user_index, item_index = load_holdout(args.prepared, args.interactions)
     lists, sources, missing = collect_sources(args, context, user_index, item_index, max(k_values))
     context.failed = [*context.failed, *missing]
+    if args.recommendations_output is not None:
+        publish_recommendations(args, user_index, item_index)
     results = evaluate_sources(holdout, lists, k_values)
     document = metrics_document(results, k_values, sources, context)
     write_report(document, args.output)

@@ -209,6 +209,7 @@ def bounded_poll(
     action: str,
     parameters: dict[str, Any],
     iam_resources: list[str],
+    iam_action: str | None = None,
     status: str,
     reason: str,
     resource: str,
@@ -237,6 +238,7 @@ def bounded_poll(
         action=action,
         parameters=parameters,
         iam_resources=iam_resources,
+        iam_action=iam_action,
         assign={
             status_v: jsonata(status),
             reason_v: jsonata(f"$exists({reason}) ? $string({reason}) : ''"),

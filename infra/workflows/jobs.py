@@ -35,7 +35,6 @@ IMAGES = {
     "fm": ("factorization-machines", None),
     "knn": ("knn", None),
 }
-SYNC_RULE = "StepFunctionsGetEventsForSageMakerProcessingJobsRule"
 
 
 @jsii.implements(ILocalBundling)
@@ -144,10 +143,11 @@ def processing_job(
     module: str,
     arguments: list[str] | str,
     inputs: list[dict[str, Any]] | str,
-    outputs: list[dict[str, Any]],
+    outputs: list[dict[str, Any]] | str,
     instance_type: str,
     tags: str,
-    max_runtime_seconds: int = 3 * 3600,
+    max_runtime_seconds: int | str = 3 * 3600,
+    volume_size_gb: int | str = 30,
     job_name_prefix: str,
     assign: dict[str, Any] | None = None,
 ) -> sfn.CustomState:
@@ -175,7 +175,7 @@ def processing_job(
                 "ClusterConfig": {
                     "InstanceCount": 1,
                     "InstanceType": instance_type,
-                    "VolumeSizeInGB": 30,
+                    "VolumeSizeInGB": volume_size_gb,
                 }
             },
             "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_seconds},
@@ -186,26 +186,33 @@ def processing_job(
         state["Assign"] = assign
     task = sfn.CustomState(scope, name, state_json=state)
     guard.protect(task, name)
-    for statement in processing_job_statements(scope, job_role, job_name_prefix):
+    for statement in job_statements(scope, job_role, job_name_prefix, "Processing"):
         machine_role.add_to_principal_policy(statement)
     return task
 
 
-def processing_job_statements(
-    scope: Construct, job_role: iam.IRole, job_name_prefix: str
+def job_statements(
+    scope: Construct, job_role: iam.IRole, job_name_prefix: str, kind: str
 ) -> list[iam.PolicyStatement]:
-    """What `createProcessingJob.sync` needs: the job calls, the managed rule, PassRole."""
+    """What `create<Kind>Job.sync` needs (kind: Processing, Training, Transform): the job
+    calls on this stack's job names, the managed rule that reports the job's end, PassRole."""
     stack = Stack.of(scope)
     jobs = stack.format_arn(
-        service="sagemaker", resource="processing-job", resource_name=f"{job_name_prefix}*"
+        service="sagemaker",
+        resource=f"{kind.lower()}-job",
+        resource_name=f"{job_name_prefix}*",
     )
-    rule = stack.format_arn(service="events", resource="rule", resource_name=SYNC_RULE)
+    rule = stack.format_arn(
+        service="events",
+        resource="rule",
+        resource_name=f"StepFunctionsGetEventsForSageMaker{kind}JobsRule",
+    )
     return [
         iam.PolicyStatement(
             actions=[
-                "sagemaker:CreateProcessingJob",
-                "sagemaker:DescribeProcessingJob",
-                "sagemaker:StopProcessingJob",
+                f"sagemaker:Create{kind}Job",
+                f"sagemaker:Describe{kind}Job",
+                f"sagemaker:Stop{kind}Job",
                 "sagemaker:AddTags",
                 "sagemaker:ListTags",
             ],
@@ -215,9 +222,13 @@ def processing_job_statements(
             actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
             resources=[rule],
         ),
-        iam.PolicyStatement(
-            actions=["iam:PassRole"],
-            resources=[job_role.role_arn],
-            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-        ),
+        pass_role(job_role),
     ]
+
+
+def pass_role(job_role: iam.IRole) -> iam.PolicyStatement:
+    return iam.PolicyStatement(
+        actions=["iam:PassRole"],
+        resources=[job_role.role_arn],
+        conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+    )

@@ -45,7 +45,13 @@ def notify(
 
 
 def failure_path(
-    scope: Construct, *, artifacts: s3.IBucket, runs_prefix: str, topic: sns.ITopic, stack: str
+    scope: Construct,
+    *,
+    artifacts: s3.IBucket,
+    runs_prefix: str,
+    topic: sns.ITopic,
+    stack: str,
+    record: str = "failure.json",
 ) -> sfn.IChainable:
     """Record `$failure` under the run, notify, and fail the execution with its error.
 
@@ -61,7 +67,7 @@ def failure_path(
         action="putObject",
         parameters={
             "Bucket": artifacts.bucket_name,
-            "Key": jsonata(f"'{runs_prefix}' & {run} & '/failure.json'"),
+            "Key": jsonata(f"'{runs_prefix}' & {run} & '/{record}'"),
             "Body": jsonata("$string($failure)"),
             "ContentType": "application/json",
         },

@@ -12,68 +12,40 @@ references resolved so far), `$solutions` (what each solution's iteration ended 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
-from aws_cdk import Duration, RemovalPolicy, Stack
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
-from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra import layout
-from infra.grants import kms_statement
-from infra.nag import acknowledge_resources
-from infra.workflows import jobs
 from infra.workflows.core import RUN_SUFFIX, Guard, fail_with_failure, jsonata
-from infra.workflows.outcome import failure_path
-from infra.workflows.personalize_report import evaluate_states, finish_states
-from infra.workflows.personalize_start import plan_states, prep_state
+from infra.workflows.personalize_report import evaluate_states, execution_arns, finish_states
+from infra.workflows.personalize_start import start_states
 from infra.workflows.personalize_steps import FAMILIES, PersonalizeSteps, owned_arns
-from recops import names
+from infra.workflows.run import Resources, RunWorkflow
 from recops.config import PipelineConfig
 
-
-@dataclass(frozen=True)
-class Resources:
-    """What the workflow uses and does not own."""
-
-    data: s3.IBucket
-    artifacts: s3.IBucket
-    personalize_role: iam.IRole
-    sagemaker_role: iam.IRole
-    steps: lambda_.IFunction
-    planner: lambda_.IFunction
-    topic: sns.ITopic
-    code: jobs.TrainingCode
-    images: jobs.Images
-    kms_key: kms.IKey | None = None
+__all__ = ["PersonalizeWorkflow", "Resources"]
 
 
-class PersonalizeWorkflow(Construct):
+class PersonalizeWorkflow(RunWorkflow):
+    """`fm_knn`: the FM → KNN machine this one starts on its prepared data when the run's
+    config enables it (None: this stack has none)."""
+
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: PipelineConfig, uses: Resources
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: PipelineConfig,
+        uses: Resources,
+        fm_knn: sfn.IStateMachine | None = None,
     ) -> None:
-        super().__init__(scope, construct_id)
-        self.config, self.uses = config, uses
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("states.amazonaws.com"))
+        super().__init__(scope, construct_id, config=config, uses=uses)
+        if uses.steps is None or uses.personalize_role is None:
+            raise ValueError("the Personalize workflow needs uses.steps and uses.personalize_role")
+        self.fm_knn = fm_knn
         self.steps = PersonalizeSteps(self, uses.steps, config.prefix)
-        self.failed = failure_path(
-            self,
-            artifacts=uses.artifacts,
-            runs_prefix=layout.ARTIFACTS.runs,
-            topic=uses.topic,
-            stack=config.prefix,
-        )
-        self.guard = Guard(self.failed, retry_on_not_ready=True)
         definition = (
-            sfn.Chain.start(plan_states(self))
-            .next(prep_state(self))
+            start_states(self)
             .next(self._dataset_group())
             .next(self._each("Schemas", "schemas", "schema", "schema", poll=False))
             .next(self._each("Datasets", "datasets", "dataset", "dataset"))
@@ -86,78 +58,19 @@ class PersonalizeWorkflow(Construct):
             .next(self._each("Recommenders", "recommenders", "recommender", "recommender"))
             .next(finish_states(self))
         )
-        log_group = logs.LogGroup(
-            self,
-            "Log",
-            # the prefix Step Functions recommends: it keeps the account's CloudWatch Logs
-            # resource policy short (https://docs.aws.amazon.com/step-functions/latest/dg/bp-cwl.html)
-            log_group_name=f"/aws/vendedlogs/states/{config.prefix}-personalize",
-            retention=logs.RetentionDays.THREE_MONTHS,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        self.machine = sfn.StateMachine(
-            self,
-            "Machine",
-            definition_body=sfn.DefinitionBody.from_chainable(definition),
-            query_language=sfn.QueryLanguage.JSONATA,
-            role=self.role,
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL),
-            timeout=Duration.days(7),
-            comment=f"recops {config.prefix}: the Amazon Personalize workflow",
-        )
-        if uses.kms_key is not None:
-            self.role.add_to_principal_policy(kms_statement(uses.kms_key))
-        self._acknowledge()
-
-    def _acknowledge(self) -> None:
-        """Why each wildcard in the role is as narrow as the API allows."""
-        uses, prefix = self.uses, self.config.prefix
-        reasons = {
-            f"Personalize resources are named {prefix}--<name>; the poll describes only "
-            "this stack's own resources (event trackers: their ARN is a service-made id).": [
-                arn for f in FAMILIES.values() for arn in owned_arns(self, f.arn_type, prefix)
-            ],
-            f"Processing jobs of this stack are named {prefix}--<job>-<run id>; the .sync "
-            "integration creates, describes and stops only those.": [
-                Stack.of(self).format_arn(
-                    service="sagemaker", resource="processing-job", resource_name=f"{prefix}--*"
-                )
-            ],
-            "LambdaInvoke grants the function and its versions and aliases (<function arn>:*); "
-            "only the stack's own step functions are named.": [
-                f"{uses.steps.function_arn}:*",
-                f"{uses.planner.function_arn}:*",
-            ],
-            "The run writes its own files (options, context, failure record) under runs/ and "
-            "reads its leaderboard under reports/ of the artifacts bucket only.": [
-                uses.artifacts.arn_for_objects(f"{layout.ARTIFACTS.runs}*"),
-                uses.artifacts.arn_for_objects(f"{layout.ARTIFACTS.reports}*"),
-            ],
-            "X-Ray tracing and CloudWatch PutMetricData have no resource-level permissions, so "
-            "the API demands Resource '*'; PutMetricData is limited to the recops namespace.": [
-                "*"
-            ],
-        }
-        for reason, resources in reasons.items():
-            acknowledge_resources(self.role, resources, reason)
-
-    # --- the run -------------------------------------------------------------------------------
-
-    def job(self, name: str, label: str, **kwargs: Any) -> sfn.CustomState:
-        return jobs.processing_job(
-            self,
-            name,
-            guard=self.guard,
-            machine_role=self.role,
-            job_role=self.uses.sagemaker_role,
-            code=self.uses.code,
-            image=self.uses.images.uri("sklearn"),
-            job_name=jsonata(f"$run.contracts.sagemaker.jobs.`{label}` & {RUN_SUFFIX}"),
-            instance_type=jsonata("$run.contracts.sagemaker.instanceTypes.processing"),
-            tags=jsonata("$run.contracts.sagemaker.tags"),
-            job_name_prefix=names.owned_prefix(self.config.prefix),
-            **kwargs,
+        self.build_machine(definition, kind="personalize", what="the Amazon Personalize workflow")
+        prefix = config.prefix
+        self.acknowledge(
+            {
+                f"Personalize resources are named {prefix}--<name>; the poll describes only "
+                "this stack's own resources (event trackers: their ARN is a service-made id).": [
+                    arn for f in FAMILIES.values() for arn in owned_arns(self, f.arn_type, prefix)
+                ],
+                "The FM → KNN child runs of this run are polled by DescribeExecution on the "
+                "executions of the stack's own FM → KNN machine only.": (
+                    [] if fm_knn is None else [execution_arns(fm_knn)]
+                ),
+            }
         )
 
     # --- Personalize resources -----------------------------------------------------------------

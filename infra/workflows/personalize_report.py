@@ -5,19 +5,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_stepfunctions as sfn
-from aws_cdk import aws_stepfunctions_tasks as tasks
 
-from infra import layout
-from infra.workflows import jobs
-from infra.workflows.core import Expr, jsonata, render
+from infra.workflows import run_states
+from infra.workflows.core import LONG, Guard, bounded_poll, jsonata
 from infra.workflows.outcome import notify
 from recops import prices
 
 if TYPE_CHECKING:
     from infra.workflows.personalize import PersonalizeWorkflow
-
-IN, OUT = "/opt/ml/processing/input", "/opt/ml/processing/output"
 
 
 def evaluate_states(self: PersonalizeWorkflow) -> sfn.IChainable:
@@ -27,74 +24,86 @@ def evaluate_states(self: PersonalizeWorkflow) -> sfn.IChainable:
         f"'batchJobs': [{trained}.batches.{{'batchJob': key, 'solution': solution, "
         "'recipe': recipe}], "
         "'notScored': [$run.contracts.evaluation.notScored], "
-        "'failed': [$solutions[$exists(failed)].{'solution': solution, "
+        "'failed': $append([$solutions[$exists(failed)].{'solution': solution, "
         "'error': failed.error, 'cause': $string(failed.cause)}], "
-        f"'solutionMetrics': $merge($append([{{}}], {trained}.{{solution: metrics}}))}})"
+        f"$fmFailed != null ? [{FM_FAILED}] : []), "
+        f"'solutionMetrics': $merge($append($append([{{}}], {trained}.{{solution: metrics}}), "
+        f"$exists($fmOutput.fmTraining) ? [{FM_METRICS}] : []))}})"
     )
-    write = tasks.CallAwsService.jsonata(
+    return wait_for_fm_knn(self).next(
+        run_states.evaluate_states(
+            self,
+            context=context,
+            sources=f"[{trained}.batches]",
+            fm_knn="$exists($fmOutput.transform)",
+        )
+    )
+
+
+FM_FAILED = "{'solution': 'fm-knn', 'error': $fmFailed.error, 'cause': $string($fmFailed.cause)}"
+FM_METRICS = "{'fm-knn': $fmOutput.fmTraining.metrics}"
+
+
+def execution_arns(machine: sfn.IStateMachine) -> str:
+    """The executions of `machine` (DescribeExecution's resource)."""
+    return Stack.of(machine).format_arn(
+        service="states",
+        resource="execution",
+        resource_name=f"{machine.state_machine_name}:*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+def wait_for_fm_knn(self: PersonalizeWorkflow) -> sfn.Chain:
+    """The child FM → KNN run, polled to its end. Its failure is one failed row of the
+    leaderboard (`$fmFailed`), as a failed recipe is, not the end of the Personalize run."""
+    begin = sfn.Pass.jsonata(
         self,
-        "Write the run context",
-        service="s3",
-        action="putObject",
-        parameters={
-            "Bucket": self.uses.artifacts.bucket_name,
-            "Key": jsonata("$paths.runContext"),
-            "Body": jsonata(context),
-            "ContentType": "application/json",
-        },
-        iam_resources=[self.uses.artifacts.arn_for_objects(f"{layout.ARTIFACTS.runs}*")],
+        "FM → KNN: wait",
+        assign={"fmOutput": jsonata("null"), "fmFailed": jsonata("null")},
     )
-    self.guard.protect(write, "Write the run context")
-    batches = f"[{trained}.batches]"
-    fixed = [
-        self.uses.code.input(),
-        jobs.s3_input("prepared", Expr("$paths.prepared"), f"{IN}/prepared"),
-        jobs.s3_input(
-            "interactions", Expr("$paths.import & 'interactions.csv'"), f"{IN}/interactions"
-        ),
-        jobs.s3_input("run", Expr("$paths.runFiles & 'run.json'"), f"{IN}/run"),
-    ]
-    batch = jobs.s3_input(
-        Expr("'batch-' & $b.key"),
-        Expr("$paths.batchOutput & $b.key & '/'"),
-        Expr(f"'{IN}/personalize/' & $b.key"),
-    )
-    inputs = f"$append({render(fixed)}, $map({batches}, function($b) {{" + render(batch) + "}))"
-    arguments = (
-        f"$append(['--prepared', '{IN}/prepared', '--interactions', "
-        f"'{IN}/interactions/interactions.csv', '--run-context', '{IN}/run/run.json', "
-        f"'--output', '{OUT}/report'], $append($run.contracts.evaluation.args, "
-        f"$reduce({batches}, function($all, $b) {{$append($all, ['--personalize-output', "
-        f"'{IN}/personalize/' & $b.key])}}, [])))"
-    )
-    evaluate = self.job(
-        "Evaluate",
-        "evaluate",
-        module="evaluate",
-        arguments=jsonata(arguments),
-        inputs=jsonata(inputs),
-        outputs=[jobs.s3_output("report", jsonata("$paths.report"), f"{OUT}/report")],
-    )
-    read = tasks.CallAwsService.jsonata(
+    if self.fm_knn is None:
+        return sfn.Chain.start(begin)
+    failed = sfn.Pass.jsonata(self, "FM → KNN: failed", assign={"fmFailed": jsonata("$fm_failure")})
+    guard = Guard(failed, prefix="fm_")
+    poll = bounded_poll(
         self,
-        "Read the leaderboard",
-        service="s3",
-        action="getObject",
-        parameters={
-            "Bucket": self.uses.artifacts.bucket_name,
-            "Key": jsonata("$paths.reportKey"),
-        },
-        iam_resources=[self.uses.artifacts.arn_for_objects(f"{layout.ARTIFACTS.reports}*")],
-        assign={"report": jsonata("$parse($states.result.Body)")},
-        outputs=jsonata("{}"),
+        "FM → KNN: poll",
+        guard=guard,
+        service="sfn",
+        action="describeExecution",
+        iam_action="states:DescribeExecution",
+        parameters={"ExecutionArn": jsonata("$fmExecution")},
+        iam_resources=[execution_arns(self.fm_knn)],
+        status="$states.result.Status",
+        reason="$states.result.Error & ': ' & $states.result.Cause",
+        resource="'The FM → KNN run ' & $fmExecution",
+        policy=LONG,
+        done=("SUCCEEDED",),
+        waiting=("RUNNING",),
     )
-    self.guard.protect(read, "Read the leaderboard")
-    return sfn.Chain.start(write).next(evaluate).next(read)
+    done = sfn.Pass.jsonata(
+        self, "FM → KNN: done", assign={"fmOutput": jsonata("$parse($states.input.Output)")}
+    )
+    poll.next(done)
+    converge = sfn.Pass.jsonata(self, "FM → KNN: settled")
+    done.next(converge)
+    failed.next(converge)
+    choice = sfn.Choice.jsonata(self, "FM → KNN running?")
+    choice.when(
+        sfn.Condition.jsonata(jsonata("$exists($fmExecution) and $fmExecution != null")), poll
+    )
+    choice.otherwise(converge)
+    begin.next(choice)
+    return sfn.Chain.custom(begin, [converge], converge)
 
 
 def finish_states(self: PersonalizeWorkflow) -> sfn.IChainable:
     stack = self.config.prefix
-    failed = "$solutions[$exists(failed)]"
+    failed = (
+        "$append([$solutions[$exists(failed)]], $fmFailed != null ? "
+        "[{'solution': 'fm-knn', 'failed': $fmFailed}] : [])"
+    )
     status = f"($count({failed}) > 0 ? 'PARTIAL' : 'COMPLETE')"
     leaders = (
         "$join($map($report.leaderboard[[0..9]], function($r, $i) {$string($i + 1) & '. ' & "
