@@ -186,11 +186,17 @@ def fail_with_failure(scope: Construct, name: str, variable: str = "failure") ->
 
 
 # A Lambda step's Cause is its error as JSON (errorMessage, errorType, stackTrace): keep the
-# message, which says what is wrong and how to fix it; any other Cause is kept as it is.
+# message, which says what is wrong and how to fix it. A SageMaker `.sync` job that fails gives
+# its Describe*Job response as the Cause: keep the job's name and FailureReason. Any other Cause
+# is kept as it is.
 READABLE_CAUSE = (
     "($cause := $states.errorOutput.Cause; "
     "$exists($cause) and $substring($cause, 0, 16) = '{\"errorMessage\":' "
-    "? $parse($cause).errorMessage : $cause)"
+    "? $parse($cause).errorMessage : "
+    "$exists($cause) and $substring($cause, 0, 1) = '{' and $contains($cause, '\"FailureReason\"') "
+    "? ($job := $parse($cause); 'SageMaker job ' & $join([$job.ProcessingJobName, "
+    "$job.TrainingJobName, $job.TransformJobName], '') & ' failed: ' & $job.FailureReason) "
+    ": $cause)"
 )
 
 

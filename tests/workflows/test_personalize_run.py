@@ -44,9 +44,14 @@ class Deployed:
         )
         return url
 
-    def run(self, payload: dict | None = None, timeout: float = 600) -> dict:
+    def run(
+        self,
+        payload: dict | None = None,
+        timeout: float = 600,
+        machine: str = "PersonalizeStateMachineArn",
+    ) -> dict:
         started = self.sfn.start_execution(
-            stateMachineArn=self.outputs["PersonalizeStateMachineArn"],
+            stateMachineArn=self.outputs[machine],
             input=json.dumps(payload or {}),
         )
         return finished(self.account, started["executionArn"], timeout)
