@@ -87,6 +87,7 @@ STACK_OUTPUTS = {
     "PersonalizeRoleArn",
     "SageMakerRoleArn",
     "PersonalizeStateMachineArn",
+    "FmKnnStateMachineArn",
     "NotificationTopicArn",
 }
 
@@ -135,6 +136,7 @@ def test_a_customer_key_config_synthesizes_clean_with_exact_kms_rights(tmp_path)
         ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey", "kms:ListGrants"],  # Personalize
         ["kms:Decrypt", "kms:GenerateDataKey"],  # SageMaker
         "kms:Decrypt",  # the run planner reads the data it checks
+        ["kms:Decrypt", "kms:GenerateDataKey"],  # the FM → KNN workflow's S3 reads and writes
         ["kms:Decrypt", "kms:GenerateDataKey"],  # the Personalize workflow's S3 reads and writes
         "kms:Decrypt",  # the upload trigger reads the uploaded config
     ]

@@ -54,7 +54,11 @@ def test_every_poll_waits_and_is_bounded(definition):
     assert len(describes) >= 9
     for describe in describes:
         poll = describe.removesuffix(" describe")
-        assert ":states:::aws-sdk:personalize:describe" in by_name[describe]["Resource"]
+        resource = by_name[describe]["Resource"]
+        if poll == "FM → KNN: poll":  # the child FM → KNN run, polled to its end
+            assert resource.endswith(":states:::aws-sdk:sfn:describeExecution")
+        else:
+            assert ":states:::aws-sdk:personalize:describe" in resource
         wait, choice = by_name[f"{poll} wait"], by_name[f"{poll} ready?"]
         assert wait["Type"] == "Wait"
         assert wait["Next"] == describe
@@ -100,7 +104,7 @@ def test_aws_sdk_calls_exist_in_the_botocore_models(definition):
         if ":aws-sdk:" not in resource:
             continue
         service, action = resource.split(":aws-sdk:")[1].split(":")
-        model = session.get_service_model({"cloudwatch": "cloudwatch"}.get(service, service))
+        model = session.get_service_model({"sfn": "stepfunctions"}.get(service, service))
         operations = {op[0].lower() + op[1:] for op in model.operation_names}
         assert action in operations, f"{name}: {service}:{action}"
 

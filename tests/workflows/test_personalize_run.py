@@ -121,6 +121,7 @@ def test_a_run_trains_every_recipe_and_ranks_them_against_popularity(deployed, f
     names = [row["name"] for row in report["leaderboard"]]
     assert "personalize (user-personalization), seen removed" in names
     assert "popularity, seen removed" in names
+    assert "fm-knn, seen removed" in names  # the child FM → KNN run, on the same leaderboard
     leader = report["leaderboard"][0]
     assert leader["name"] == "personalize (user-personalization), seen removed"
     assert leader["beatsBaseline"] is True
