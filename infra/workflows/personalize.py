@@ -1,13 +1,15 @@
-"""The Personalize state machine: plan → prep job → dataset group → schemas and datasets → imports
-(in parallel) → filters and event tracker → each solution trained, scored and batch-inferred in a
-Map (one failing recipe does not end the others) → evaluation job → campaigns and recommenders
-when configured → notification. Every Personalize resource is made by the describe-or-create
-Lambda step (lambdas/personalize) and polled here, so a re-run creates nothing new.
+"""The Personalize state machine: plan → prep job → (the FM → KNN machine started on the same
+prepared data, when the run's config enables it) → dataset group → schemas and datasets →
+imports (in parallel) → filters and event tracker → each solution trained, scored and
+batch-inferred in a Map (one failing recipe does not end the others) → the FM → KNN child polled
+to its end → evaluation job (one leaderboard) → campaigns and recommenders when configured →
+notification. Every Personalize resource is made by the describe-or-create Lambda step
+(lambdas/personalize) and polled here, so a re-run creates nothing new.
 
 Variables (JSONata): `$run` (the plan: run id, contracts), `$plan` (its Personalize part),
-`$paths` (the run's
-S3 locations, see /work/briefs or README "Where a run's files land"), `$refs` (the plan's `fill`
-references resolved so far), `$solutions` (what each solution's iteration ended with).
+`$paths` (the run's S3 locations: run_states.run_paths, README "Where a run's files land"),
+`$refs` (the plan's `fill` references resolved so far), `$solutions` (what each solution's
+iteration ended with), `$fmExecution`/`$fmOutput`/`$fmFailed` (the FM → KNN child).
 """
 
 from __future__ import annotations
