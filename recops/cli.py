@@ -20,6 +20,7 @@ from rich.console import Console
 
 from recops import costs, kms_policy, names, prices, render, runs
 from recops.config import ConfigError, load_config
+from recops.workflow_choice import AUTO, Choice, Workflow, WorkflowError, choose
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "movielens-demo.json"
 POLL_SECONDS = 5.0
@@ -39,6 +40,13 @@ Region = Annotated[
     str | None,
     typer.Option("--region", help="AWS region. Default: AWS_REGION, or your profile's."),
 ]
+WORKFLOW_HELP = (
+    "Which state machine runs: auto (the config's personalize.enabled: the Personalize machine, "
+    "which also runs FM → KNN when factorization_machines.enabled; else the FM → KNN machine), "
+    "personalize (Personalize only), fm-knn (the FM → KNN machine alone), both (Personalize and "
+    "FM → KNN, one prep, one leaderboard)."
+)
+WorkflowOption = Annotated[Workflow, typer.Option("--workflow", help=WORKFLOW_HELP)]
 Execution = Annotated[
     str | None,
     typer.Argument(
@@ -78,9 +86,39 @@ class Deployment:
             self._outputs = runs.read_outputs(self.client("cloudformation"), self.stack)
         return runs.output(self._outputs, key, self.stack)
 
+    def has_output(self, key: str) -> bool:
+        if self._outputs is None:
+            self._outputs = runs.read_outputs(self.client("cloudformation"), self.stack)
+        return key in self._outputs
+
+    def machines(self) -> list[str]:
+        """The stack's run machines (a stack of an older recops has the Personalize one only)."""
+        present = [key for key in runs.MACHINES.values() if self.has_output(key)]
+        return [self.output(key) for key in present or [runs.PERSONALIZE_MACHINE]]
+
     def execution(self, ref: str | None) -> dict[str, Any]:
-        machine = self.output(runs.STATE_MACHINE)
-        return runs.find_execution(self.client("stepfunctions"), machine, ref)
+        return runs.find_execution(self.client("stepfunctions"), self.machines(), ref)
+
+    def child(self, described: dict[str, Any]) -> dict[str, Any] | None:
+        """The FM → KNN execution a Personalize run started, if any."""
+        if not self.has_output(runs.FM_KNN_MACHINE) or described["stateMachineArn"] != (
+            self.output(runs.PERSONALIZE_MACHINE)
+        ):
+            return None
+        sfn = self.client("stepfunctions")
+        return runs.child_execution(sfn, self.output(runs.FM_KNN_MACHINE), runs.run_of(described))
+
+    def deployed_config(self) -> dict[str, Any]:
+        """The config the stack was deployed with, as its machine's plan state passes it."""
+        key = next(k for k in runs.MACHINES.values() if self.has_output(k))
+        machine = self.output(key)
+        found = runs.deployed_config(self.client("stepfunctions"), machine)
+        if found is None:
+            raise UsageError(
+                f"cannot read the deployed config from {machine} (its definition has no "
+                "deployedConfig): pass the config with --config FILE"
+            )
+        return found
 
     def metrics(self, run: str) -> dict[str, Any] | None:
         return runs.read_metrics(self.client("s3"), self.output(runs.ARTIFACTS), run)
@@ -141,6 +179,7 @@ def start(
             "nothing starts if it is refused.",
         ),
     ] = None,
+    workflow: WorkflowOption = AUTO,
     stack: Stack = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the run's states until it ends.")
@@ -148,10 +187,10 @@ def start(
     region: Region = None,
     poll_seconds: Annotated[float, typer.Option(hidden=True)] = POLL_SECONDS,
 ) -> None:
-    """Start a run of the stack's Personalize state machine and print where to follow it."""
+    """Start a run (the state machine --workflow chooses) and print where to follow it."""
 
     def command() -> None:
-        execution_input: dict[str, Any] = {}
+        raw: dict[str, Any] | None = None
         if config is not None:
             validated, raw = _validated(config)
             if stack and stack != validated.prefix:
@@ -161,9 +200,9 @@ def start(
                     "its own stack, or set its prefix to the stack's",
                     2,
                 )
-            execution_input = {"config": raw}
         deployment = Deployment(ctx, _stack_name(stack, config), region)
-        machine = deployment.output(runs.STATE_MACHINE)
+        machine_key, execution_input = _what_to_start(deployment, raw, str(config), workflow)
+        machine = deployment.output(machine_key)
         started = deployment.client("stepfunctions").start_execution(
             stateMachineArn=machine, input=json.dumps(execution_input)
         )
@@ -180,6 +219,29 @@ def start(
             _wait(deployment, console, arn, run, poll_seconds)
 
     _run(command)
+
+
+def _what_to_start(
+    deployment: Deployment, raw: dict[str, Any] | None, source: str, workflow: Workflow
+) -> tuple[str, dict[str, Any]]:
+    """The stack output naming the machine to start, and the execution's input: `{}` for the
+    deployed config as deployed, else `{"config": ...}` (the file's, or the rewritten one)."""
+    if raw is None and workflow == AUTO and not deployment.has_output(runs.FM_KNN_MACHINE):
+        return runs.PERSONALIZE_MACHINE, {}  # a stack of an older recops: one machine
+    deployed = raw is None
+    if deployed:
+        raw, source = deployment.deployed_config(), f"the deployed config of {deployment.stack}"
+    choice = _choice(raw, workflow, source)
+    if deployed and not choice.rewritten:
+        return runs.MACHINES[choice.machine], {}
+    return runs.MACHINES[choice.machine], {"config": choice.raw}
+
+
+def _choice(raw: dict[str, Any], workflow: Workflow, source: str) -> Choice:
+    try:
+        return choose(raw, workflow, source)
+    except (ConfigError, WorkflowError) as err:
+        raise UsageError(str(err), 2) from None
 
 
 def _wait(
@@ -199,9 +261,18 @@ def _wait(
         described = runs.follow(sfn, arn, show, poll_seconds)
     console.print()
     render.execution(console, described, run, progress.running())
+    _child(deployment, console, described)
     _leaderboard_or_why(deployment, console, described, run)
     if described["status"] != "SUCCEEDED":
         raise typer.Exit(1)
+
+
+def _child(deployment: Deployment, console: Console, described: dict[str, Any]) -> None:
+    """The status of the FM → KNN execution a Personalize run started, when there is one."""
+    child = deployment.child(described)
+    if child is not None:
+        progress = runs.progress_of(deployment.client("stepfunctions"), child)
+        render.child(console, child, progress.running())
 
 
 def _no_report(deployment: Deployment, described: dict[str, Any], run: str) -> str:
@@ -232,6 +303,7 @@ def status(
         progress = runs.progress_of(deployment.client("stepfunctions"), described)
         console = _console()
         render.execution(console, described, run, progress.running())
+        _child(deployment, console, described)
         metrics = deployment.metrics(run)
         if metrics is not None:
             console.print()
@@ -279,6 +351,10 @@ def cost(
         Path | None,
         typer.Option("--config", help="The config to estimate (default: the demo config)."),
     ] = None,
+    workflow: Annotated[
+        Workflow,
+        typer.Option("--workflow", help="Estimate: the run `recops start --workflow` starts."),
+    ] = AUTO,
     stack: Stack = None,
     region: Region = None,
     interactions: Annotated[int, typer.Option(help="Estimate: interactions.")] = 100_000,
@@ -294,11 +370,13 @@ def cost(
         console = _console()
         if execution is None:
             source = config or DEMO_CONFIG
-            validated, _ = _validated(source)
+            _, raw = _validated(source)
+            runs_as = _choice(raw, workflow, str(source)).what_runs()
             assumptions = costs.Assumptions(interactions, users, 40, training_hours, job_minutes)
-            estimate = costs.estimate(validated, assumptions)
+            estimate = costs.estimate(runs_as, assumptions)
             priced = prices.price_run(estimate.usage, estimate.standing)
-            title = f"Estimated cost of one run of {source}"
+            shown = "" if workflow == AUTO else f" (--workflow {workflow})"
+            title = f"Estimated cost of one run of {source}{shown}"
             render.cost(console, priced, title, estimate.notes, "assuming")
             return
         deployment = Deployment(ctx, _stack_name(stack, config), region)

@@ -102,6 +102,24 @@ def execution(console: Console, described: dict[str, Any], run: str, running: li
         console.print(f"{key:<10} {value}", soft_wrap=True, highlight=False)
 
 
+def child(console: Console, described: dict[str, Any], running: list[str]) -> None:
+    """One line for the FM → KNN execution a Personalize run started: its status, the states
+    running now or the failure, and its ARN."""
+    status = described["status"]
+    if status == "RUNNING":
+        status += f", running {', '.join(running) or '(between states)'}"
+    failure = ": ".join(
+        part
+        for part in (described.get("error"), readable_cause(described.get("cause") or ""))
+        if part
+    )
+    if failure:
+        status += f": {failure}"
+    console.print(
+        f"{'fm-knn':<10} {status} ({described['executionArn']})", soft_wrap=True, highlight=False
+    )
+
+
 def quantity(value: float) -> str:
     """Whole numbers with thousands separators, fractions to four significant digits."""
     if float(value).is_integer() or value >= 100:

@@ -7,9 +7,10 @@ a real one, the local server (`AWS_ENDPOINT_URL`), or an in-process `LocalAccoun
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,9 +20,12 @@ from botocore.exceptions import ClientError
 from recops import names
 
 # The stack's outputs the CLI reads (infra/stack.py declares them).
-STATE_MACHINE = "PersonalizeStateMachineArn"
+PERSONALIZE_MACHINE = "PersonalizeStateMachineArn"
+FM_KNN_MACHINE = "FmKnnStateMachineArn"
+MACHINES = {"personalize": PERSONALIZE_MACHINE, "fm-knn": FM_KNN_MACHINE}  # by workflow_choice
 ARTIFACTS = "ArtifactsBucketName"
 DATA = "DataBucketName"
+CHILD_MARK = "-fm"  # a child execution's name: the parent's run id, then this
 
 
 class NotFoundError(Exception):
@@ -61,28 +65,67 @@ def console_link(region: str, execution_arn: str) -> str:
 # --- executions ---------------------------------------------------------------------------------
 
 
-def find_execution(sfn: Any, machine_arn: str, ref: str | None) -> dict[str, Any]:
-    """DescribeExecution of `ref` (an ARN, an execution name or a run id), or of the newest."""
+def find_execution(sfn: Any, machine_arns: Sequence[str], ref: str | None) -> dict[str, Any]:
+    """DescribeExecution of `ref` (an ARN, an execution name or a run id) among the executions
+    of the machines, or of the newest run; an FM → KNN execution a Personalize run started
+    (its child) is found by its ARN or name, never as the newest run nor by the run id."""
     if ref and ref.startswith("arn:"):
         try:
             return sfn.describe_execution(executionArn=ref)
         except sfn.exceptions.ExecutionDoesNotExist:
             raise NotFoundError(f"no execution {ref}") from None
-    pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=machine_arn)
+    where = " or ".join(machine_arns)
     if ref is None:
-        # ListExecutions lists the newest first: its first page holds the newest.
-        first = next(iter(pages), {}).get("executions", [])
-        if not first:
-            raise NotFoundError(
-                f"{machine_arn} has no executions yet: start one with `recops start`"
-            )
-        newest = max(first, key=lambda e: e["startDate"])
-        return sfn.describe_execution(executionArn=newest["executionArn"])
-    for page in pages:
-        for summary in page["executions"]:
-            if ref in (summary["name"], _run_or_none(summary["name"])):
+        found = [run for arn in machine_arns if (run := _newest_run(sfn, arn)) is not None]
+        if not found:
+            raise NotFoundError(f"{where} has no executions yet: start one with `recops start`")
+        latest = max(found, key=lambda e: e["startDate"])
+        return sfn.describe_execution(executionArn=latest["executionArn"])
+    for arn in machine_arns:
+        for summary in _executions(sfn, arn):
+            name = summary["name"]
+            if ref == name or (not is_child(name) and ref == _run_or_none(name)):
                 return sfn.describe_execution(executionArn=summary["executionArn"])
-    raise NotFoundError(f"no execution named {ref!r} (or with that run id) of {machine_arn}")
+    raise NotFoundError(f"no execution named {ref!r} (or with that run id) of {where}")
+
+
+def _pages(sfn: Any, machine_arn: str) -> Iterator[list[dict[str, Any]]]:
+    """ListExecutions of the machine, page by page (newest first)."""
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine_arn):
+        yield page["executions"]
+
+
+def _executions(sfn: Any, machine_arn: str) -> Iterator[dict[str, Any]]:
+    for page in _pages(sfn, machine_arn):
+        yield from page
+
+
+def _newest_run(sfn: Any, machine_arn: str) -> dict[str, Any] | None:
+    """The machine's newest execution that is a run of its own (not a Personalize run's child):
+    from the first page that holds one (pages list the newest first)."""
+    for page in _pages(sfn, machine_arn):
+        runs = [e for e in page if not is_child(e["name"])]
+        if runs:
+            return max(runs, key=lambda e: e["startDate"])
+    return None
+
+
+def is_child(name: str) -> bool:
+    """An FM → KNN execution a Personalize run started: its name is `<parent run id>-fm…`."""
+    return _CHILD.match(name) is not None
+
+
+_CHILD = re.compile(rf"^[a-z0-9]{{{names.RUN_ID_LENGTH}}}{re.escape(CHILD_MARK)}")
+
+
+def child_execution(sfn: Any, fm_machine_arn: str, run: str) -> dict[str, Any] | None:
+    """DescribeExecution of the newest FM → KNN execution run `run` started, or None."""
+    for page in _pages(sfn, fm_machine_arn):
+        children = [e for e in page if e["name"].startswith(f"{run}{CHILD_MARK}")]
+        if children:
+            newest = max(children, key=lambda e: e["startDate"])
+            return sfn.describe_execution(executionArn=newest["executionArn"])
+    return None
 
 
 def _run_or_none(name: str) -> str | None:
@@ -93,7 +136,38 @@ def _run_or_none(name: str) -> str | None:
 
 
 def run_of(execution: dict[str, Any]) -> str:
+    """The run id: the parent's (`parentRun.runId` of a child's input), else the name's end."""
+    try:
+        parent = json.loads(execution.get("input") or "{}").get("parentRun")
+    except (ValueError, AttributeError):
+        parent = None
+    if isinstance(parent, dict) and parent.get("runId"):
+        return str(parent["runId"])
     return names.run_id(execution["name"])
+
+
+def deployed_config(sfn: Any, machine_arn: str) -> dict[str, Any] | None:
+    """The stack's config as the machine's plan state passes it (`deployedConfig` in the
+    definition: a deployment carries its config there and nowhere else), or None."""
+    definition = json.loads(sfn.describe_state_machine(stateMachineArn=machine_arn)["definition"])
+    return _member(definition, "deployedConfig")
+
+
+def _member(value: Any, key: str) -> Any:
+    """The first `key` member found in nested dicts and lists, depth first; None if none."""
+    if isinstance(value, dict):
+        if isinstance(value.get(key), dict):
+            return value[key]
+        children = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return None
+    for child in children:
+        found = _member(child, key)
+        if found is not None:
+            return found
+    return None
 
 
 def new_events(sfn: Any, execution_arn: str, after_id: int = 0) -> list[dict[str, Any]]:
