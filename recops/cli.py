@@ -20,7 +20,7 @@ from rich.console import Console
 
 from recops import costs, kms_policy, names, prices, render, runs
 from recops.config import ConfigError, load_config
-from recops.workflow_choice import AUTO, Choice, Workflow, WorkflowError, choose
+from recops.workflow_choice import AUTO, MACHINE_OF, Choice, Workflow, WorkflowError, choose
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "movielens-demo.json"
 POLL_SECONDS = 5.0
@@ -226,8 +226,10 @@ def _what_to_start(
 ) -> tuple[str, dict[str, Any]]:
     """The stack output naming the machine to start, and the execution's input: `{}` for the
     deployed config as deployed, else `{"config": ...}` (the file's, or the rewritten one)."""
-    if raw is None and workflow == AUTO and not deployment.has_output(runs.FM_KNN_MACHINE):
-        return runs.PERSONALIZE_MACHINE, {}  # a stack of an older recops: one machine
+    if workflow in MACHINE_OF:  # a stack without that machine: say so before anything else
+        deployment.output(runs.MACHINES[MACHINE_OF[workflow]])
+    elif raw is None and not deployment.has_output(runs.FM_KNN_MACHINE):
+        return runs.PERSONALIZE_MACHINE, {}  # auto on a stack of an older recops: one machine
     deployed = raw is None
     if deployed:
         raw, source = deployment.deployed_config(), f"the deployed config of {deployment.stack}"

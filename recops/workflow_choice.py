@@ -22,6 +22,8 @@ PERSONALIZE: Machine = "personalize"
 FM_KNN: Machine = "fm-knn"
 AUTO, BOTH = "auto", "both"
 WORKFLOWS: tuple[Workflow, ...] = ("auto", "personalize", "fm-knn", "both")
+# The machine each workflow but `auto` starts, whatever the config says.
+MACHINE_OF: dict[str, Machine] = {"personalize": PERSONALIZE, "both": PERSONALIZE, "fm-knn": FM_KNN}
 
 
 class WorkflowError(ValueError):

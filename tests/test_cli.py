@@ -8,6 +8,7 @@ run the way the evaluation does). The command gets the account's boto3 session a
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -135,8 +136,11 @@ REJECTS_THE_DATA = machine(
 )
 
 
-def deploy(account: LocalAccount, definition: dict) -> dict[str, str]:
-    """The stand-in stack; its outputs once CREATE_COMPLETE."""
+def deploy(
+    account: LocalAccount, definition: dict, fm_definition: dict | None = None
+) -> dict[str, str]:
+    """The stand-in stack; its outputs once CREATE_COMPLETE. With `fm_definition`, the stack of
+    a recops with both machines (FmKnnStateMachineArn); without, one of an older recops."""
     template = {
         "Resources": {
             "Data": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": DATA_BUCKET}},
@@ -175,6 +179,15 @@ def deploy(account: LocalAccount, definition: dict) -> dict[str, str]:
             "SageMakerRoleArn": {"Value": "arn:aws:iam::123456789012:role/recops-cli-sagemaker"},
         },
     }
+    if fm_definition is not None:
+        template["Resources"]["FmMachine"] = {
+            **template["Resources"]["Machine"],
+            "Properties": {
+                **template["Resources"]["Machine"]["Properties"],
+                "DefinitionString": json.dumps(fm_definition),
+            },
+        }
+        template["Outputs"]["FmKnnStateMachineArn"] = {"Value": {"Ref": "FmMachine"}}
     cfn = account.client("cloudformation")
     cfn.create_stack(StackName=STACK, TemplateBody=json.dumps(template))
     for _ in range(400):
@@ -657,6 +670,402 @@ def test_measured_usage_counts_only_the_runs_resources(account, outputs):
         f"; not counted: s3://{DATA_BUCKET}/prepared/{run}/manifest.json missing: -v2 training "
         "not counted"
     )
+
+
+# --- workflows: the Personalize machine and the FM → KNN machine -------------------------------
+
+STACK_CONFIG = {**json.loads(DEMO_CONFIG.read_text()), "prefix": STACK}
+FM_ONLY = {**STACK_CONFIG, "personalize": {**STACK_CONFIG["personalize"], "enabled": False}}
+
+
+def plans_with(config: dict) -> tuple[str, dict]:
+    """The first state as the product's machines have it: the deployed config in its request."""
+    return "Plan", {"Type": "Pass", "Assign": {"request": {"deployedConfig": config}}}
+
+
+def puts_model(name: str) -> dict:
+    """A Task standing for a SageMaker job of the run: it writes under models/<run>/."""
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::aws-sdk:s3:putObject",
+        "Arguments": {
+            "Bucket": ARTIFACTS_BUCKET,
+            "Key": f"{{% 'models/' & {RUN_OF_EXECUTION} & '/{name}' %}}",
+            "Body": "x",
+        },
+    }
+
+
+def personalize_machine(config: dict) -> dict:
+    return machine(
+        plans_with(config),
+        ("Train", {"Type": "Wait", "Seconds": 3600}),
+        ("Evaluate", writes_metrics()),
+    )
+
+
+def fm_knn_machine(config: dict) -> dict:
+    """The FM → KNN machine's states, by name (training waits half an hour of virtual time)."""
+    return machine(
+        plans_with(config),
+        ("Train FM", {"Type": "Wait", "Seconds": 1800}),
+        ("Extract the KNN index", puts_model("knn-input/manifest.json")),
+        ("Batch transform", puts_model("transform.out")),
+        ("Evaluate", writes_metrics()),
+    )
+
+
+def deploy_both(account, config: dict = STACK_CONFIG) -> dict[str, str]:
+    return deploy(account, personalize_machine(config), fm_knn_machine(config))
+
+
+def inputs_of(account, outputs, key: str) -> list[dict]:
+    """The inputs of the executions of the machine the output `key` names."""
+    sfn = account.client("stepfunctions")
+    listed = sfn.list_executions(stateMachineArn=outputs[key])["executions"]
+    return [
+        json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"]) for e in listed
+    ]
+
+
+@pytest.mark.parametrize(
+    ("deployed", "machine_key"),
+    [(STACK_CONFIG, runs.PERSONALIZE_MACHINE), (FM_ONLY, runs.FM_KNN_MACHINE)],
+    ids=["personalize-enabled", "fm-only"],
+)
+def test_start_chooses_the_machine_by_the_deployed_config(account, deployed, machine_key):
+    outputs = deploy_both(account, deployed)
+    result = recops("start", "--stack", STACK)
+    assert result.exit_code == 0, result.output
+    assert inputs_of(account, outputs, machine_key) == [{}]  # the deployed config, as deployed
+    other = ({runs.PERSONALIZE_MACHINE, runs.FM_KNN_MACHINE} - {machine_key}).pop()
+    assert inputs_of(account, outputs, other) == []
+
+
+def test_workflow_personalize_runs_the_deployed_config_without_fm_knn(account):
+    outputs = deploy_both(account)
+    result = recops("start", "--stack", STACK, "--workflow", "personalize")
+    assert result.exit_code == 0, result.output
+    without_fm = {
+        **STACK_CONFIG,
+        "factorization_machines": {**STACK_CONFIG["factorization_machines"], "enabled": False},
+    }
+    assert inputs_of(account, outputs, runs.PERSONALIZE_MACHINE) == [{"config": without_fm}]
+    assert inputs_of(account, outputs, runs.FM_KNN_MACHINE) == []
+
+
+def test_workflow_both_turns_fm_knn_on_in_the_files_config(account, tmp_path):
+    outputs = deploy_both(account)
+    raw = {
+        **STACK_CONFIG,
+        "factorization_machines": {**STACK_CONFIG["factorization_machines"], "enabled": False},
+    }
+    config = tmp_path / "mine.json"
+    config.write_text(json.dumps(raw))
+    result = recops("start", "--config", config, "--workflow", "both")
+    assert result.exit_code == 0, result.output
+    assert inputs_of(account, outputs, runs.PERSONALIZE_MACHINE) == [{"config": STACK_CONFIG}]
+
+
+def test_workflow_both_without_personalize_starts_nothing(account, tmp_path):
+    outputs = deploy_both(account)
+    config = tmp_path / "fm-only.json"
+    config.write_text(json.dumps(FM_ONLY))
+    result = recops("start", "--config", config, "--workflow", "both")
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"recops: {config}: personalize.enabled is false, so --workflow both has no Personalize "
+        "run to start: use --workflow fm-knn (or enable personalize)"
+    )
+    for key in (runs.PERSONALIZE_MACHINE, runs.FM_KNN_MACHINE):
+        assert inputs_of(account, outputs, key) == []
+
+
+def test_workflow_fm_knn_wait_follows_the_fm_knn_machine(account):
+    outputs = deploy_both(account)
+    result = recops(
+        "start", "--stack", STACK, "--workflow", "fm-knn", "--wait", "--poll-seconds", "0.02"
+    )
+    assert result.exit_code == 0, result.output
+    assert inputs_of(account, outputs, runs.FM_KNN_MACHINE) == [{}]
+    assert inputs_of(account, outputs, runs.PERSONALIZE_MACHINE) == []
+    lines = result.output.splitlines()
+    assert [line for line in lines if line.startswith("+")] == [
+        "+0:00:00  > Train FM",
+        "+0:30:00  ok Train FM",
+        "+0:30:00  > Extract the KNN index",
+        "+0:30:00  ok Extract the KNN index",
+        "+0:30:00  > Batch transform",
+        "+0:30:00  ok Batch transform",
+        "+0:30:00  > Evaluate",
+        "+0:30:00  ok Evaluate",
+    ]
+    assert "status     SUCCEEDED" in lines
+    run = next(line.split()[1] for line in lines if line.startswith("run "))
+    assert f"Leaderboard, run {run} (PARTIAL)" in result.output
+    assert not any(line.startswith("fm-knn ") for line in lines)  # no child: it is the run
+
+
+def test_a_stack_of_an_older_recops_has_no_fm_knn_machine(account, outputs):
+    result = recops("start", "--stack", STACK, "--workflow", "fm-knn")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"recops: stack {STACK!r} has no output FmKnnStateMachineArn: it was deployed by an older "
+        "recops; deploy it again (npx cdk deploy)"
+    )
+    assert recops("start", "--stack", STACK).exit_code == 0  # auto: its one machine
+    assert executions(account, outputs)[0]["status"] in ("RUNNING", "SUCCEEDED")
+
+
+def test_a_rewrite_needs_the_deployed_config_in_the_machines_definition(account, outputs):
+    result = recops("start", "--stack", STACK, "--workflow", "personalize")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"recops: cannot read the deployed config from {outputs[runs.PERSONALIZE_MACHINE]} (its "
+        "definition has no deployedConfig): pass the config with --config FILE"
+    )
+    assert executions(account, outputs) == []
+
+
+def test_status_report_and_cost_find_a_run_of_either_machine(account):
+    outputs = deploy_both(account)
+    sfn = account.client("stepfunctions")
+    personalize_run = started(account, outputs)
+    fm_arn = sfn.start_execution(stateMachineArn=outputs[runs.FM_KNN_MACHINE], input="{}")
+    fm_run = finished(account, fm_arn["executionArn"])
+    fm_id, personalize_id = fm_run["name"][-12:], personalize_run["name"][-12:]
+    newest = recops("report", "--stack", STACK, "--json")
+    assert json.loads(newest.output)["run"] == fm_id
+    by_id = recops("report", personalize_id, "--stack", STACK, "--json")
+    assert json.loads(by_id.output)["run"] == personalize_id
+    status = recops("status", fm_id, "--stack", STACK)
+    assert status.exit_code == 0, status.output
+    assert status.output.splitlines()[:3] == [
+        f"execution  {fm_run['executionArn']}",
+        f"run        {fm_id}",
+        "status     SUCCEEDED",
+    ]
+    cost = recops("cost", fm_id, "--stack", STACK)
+    assert cost.exit_code == 0, cost.output
+    assert f"Cost of run {fm_id} (SUCCEEDED)" in " ".join(cost.output.split())  # title wraps
+
+
+def test_status_of_a_personalize_run_shows_its_fm_knn_child(account):
+    outputs = deploy_both(account)
+    sfn = account.client("stepfunctions")
+    parent = started(account, outputs)
+    run = parent["name"][-12:]
+    with account.clock.holding():  # the child's half hour of training does not pass
+        child = sfn.start_execution(
+            stateMachineArn=outputs[runs.FM_KNN_MACHINE],
+            name=f"{run}-fm",
+            input=json.dumps({"parentRun": {"runId": run, "stack": STACK}}),
+        )["executionArn"]
+        for _ in range(200):
+            if any(e["type"] == "WaitStateEntered" for e in runs.new_events(sfn, child)):
+                break
+            time.sleep(0.02)
+        newest = recops("status", "--stack", STACK)  # the child is newer, but not a run
+        of_child = recops("status", f"{run}-fm", "--stack", STACK)
+    assert newest.exit_code == 0, newest.output
+    lines = newest.output.splitlines()
+    assert lines[:3] == [
+        f"execution  {parent['executionArn']}",
+        f"run        {run}",
+        "status     SUCCEEDED",
+    ]
+    assert f"fm-knn     RUNNING, running Train FM ({child})" in lines
+    assert of_child.output.splitlines()[:2] == [f"execution  {child}", f"run        {run}"]
+    assert f"Leaderboard, run {run}" in of_child.output  # the parent's: one leaderboard
+
+
+def test_cost_estimate_of_the_fm_knn_workflow_prices_its_sagemaker_jobs_alone(account):
+    result = recops("cost", "--config", DEMO_CONFIG, "--workflow", "fm-knn")
+    assert result.exit_code == 0, result.output
+    from recops.config import load_config
+    from recops.workflow_choice import choose
+
+    alone = choose(json.loads(DEMO_CONFIG.read_text()), "fm-knn").what_runs()
+    estimate = costs.estimate(alone)
+    priced = prices.price_run(estimate.usage, estimate.standing)
+    total = next(line for line in result.output.splitlines() if "│ total" in line)
+    assert total.split("│")[3].strip() == prices.usd(priced.total)
+    assert f"Estimated cost of one run of {DEMO_CONFIG} (--workflow fm-knn)" in result.output
+    rows = [line.split("│")[1].strip() for line in result.output.splitlines() if "│" in line]
+    assert [row for row in rows if row.startswith("SageMaker")] == [
+        "SageMaker processing prep (1 x ml.m5.xlarge)",
+        "SageMaker training fm (1 x ml.c5.xlarge)",
+        "SageMaker processing fm-to-knn (1 x ml.m5.xlarge)",
+        "SageMaker training knn (1 x ml.m5.large)",
+        "SageMaker transform knn-transform (1 x ml.m5.large)",
+        "SageMaker processing evaluate (1 x ml.m5.xlarge)",
+    ]
+    assert not any(row.startswith("Personalize") for row in rows)
+    both = costs.estimate(load_config(DEMO_CONFIG))
+    assert priced.total < prices.price_run(both.usage, both.standing).total
+
+
+def _stubbed_fm_knn_jobs(stub, run: str, started) -> None:
+    """What SageMaker says of an FM → KNN run's jobs: prep and the index extraction (processing),
+    FM on spot and KNN (training), the KNN batch transform."""
+    from datetime import timedelta
+
+    def at(minutes: float):
+        return started + timedelta(minutes=minutes)
+
+    name = f"{STACK}--{{}}-{run}"
+    processing = {"prep": (0, 10, "ml.m5.xlarge"), "fm-to-knn": (40, 45, "ml.m5.xlarge")}
+    stub.add_response(
+        "list_processing_jobs",
+        {
+            "ProcessingJobSummaries": [
+                {
+                    "ProcessingJobName": name.format(label),
+                    "ProcessingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:processing-job/{name.format(label)}",
+                    "CreationTime": at(begin),
+                    "ProcessingJobStatus": "Completed",
+                }
+                for label, (begin, _, _) in processing.items()
+            ]
+        },
+        {"NameContains": run},
+    )
+    for label, (begin, end, instance) in processing.items():
+        stub.add_response(
+            "describe_processing_job",
+            {
+                "ProcessingJobName": name.format(label),
+                "ProcessingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:processing-job/{name.format(label)}",
+                "ProcessingJobStatus": "Completed",
+                "CreationTime": at(begin),
+                "ProcessingStartTime": at(begin),
+                "ProcessingEndTime": at(end),
+                "AppSpecification": {"ImageUri": "sklearn"},
+                "ProcessingResources": {
+                    "ClusterConfig": {
+                        "InstanceCount": 1,
+                        "InstanceType": instance,
+                        "VolumeSizeInGB": 30,
+                    }
+                },
+            },
+            {"ProcessingJobName": name.format(label)},
+        )
+    training = {"fm": (10, 40, 2, "ml.c5.xlarge", 600), "knn": (45, 50, 1, "ml.m5.large", None)}
+    stub.add_response(
+        "list_training_jobs",
+        {
+            "TrainingJobSummaries": [
+                {
+                    "TrainingJobName": name.format(label),
+                    "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name.format(label)}",
+                    "CreationTime": at(begin),
+                    "TrainingJobStatus": "Completed",
+                }
+                for label, (begin, *_) in training.items()
+            ]
+        },
+        {"NameContains": run},
+    )
+    for label, (begin, end, count, instance, billable) in training.items():
+        stub.add_response(
+            "describe_training_job",
+            {
+                "TrainingJobName": name.format(label),
+                "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name.format(label)}",
+                "TrainingJobStatus": "Completed",
+                "SecondaryStatus": "Completed",
+                "CreationTime": at(begin),
+                "TrainingStartTime": at(begin),
+                "TrainingEndTime": at(end),
+                "TrainingTimeInSeconds": (end - begin) * 60,
+                **({"BillableTimeInSeconds": billable} if billable else {}),
+                "EnableManagedSpotTraining": billable is not None,
+                "AlgorithmSpecification": {"TrainingInputMode": "File"},
+                "ModelArtifacts": {"S3ModelArtifacts": "s3://a/model.tar.gz"},
+                "ResourceConfig": {
+                    "InstanceCount": count,
+                    "InstanceType": instance,
+                    "VolumeSizeInGB": 30,
+                },
+                "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+            },
+            {"TrainingJobName": name.format(label)},
+        )
+    transform = name.format("knn-transform")
+    stub.add_response(
+        "list_transform_jobs",
+        {
+            "TransformJobSummaries": [
+                {
+                    "TransformJobName": transform,
+                    "TransformJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{transform}",
+                    "CreationTime": at(50),
+                    "TransformJobStatus": "Completed",
+                }
+            ]
+        },
+        {"NameContains": run},
+    )
+    stub.add_response(
+        "describe_transform_job",
+        {
+            "TransformJobName": transform,
+            "TransformJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{transform}",
+            "TransformJobStatus": "Completed",
+            "ModelName": name.format("knn-model"),
+            "CreationTime": at(50),
+            "TransformStartTime": at(50),
+            "TransformEndTime": at(56),
+            "TransformInput": {
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://a/u/"}}
+            },
+            "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 2},
+        },
+        {"TransformJobName": transform},
+    )
+
+
+def test_an_fm_knn_runs_cost_bills_spot_training_by_its_billable_seconds(account):
+    """Measured from DescribeTrainingJob's BillableTimeInSeconds (spot: less than the time the
+    job trained), the other jobs' start and end times, at each job's instances."""
+    from botocore.stub import Stubber
+
+    run, started_at = "0123456789ab", datetime.datetime(2026, 11, 23, tzinfo=datetime.UTC)
+    sagemaker = boto3.Session(region_name="us-east-1").client("sagemaker")
+    scope = costs.RunScope(
+        personalize=account.client("personalize"),
+        sagemaker=sagemaker,
+        s3=account.client("s3"),
+        stack=STACK,
+        run=run,
+        started=started_at,
+        now=started_at + datetime.timedelta(hours=1),
+        data_bucket=DATA_BUCKET,
+    )
+    with Stubber(sagemaker) as stub:
+        _stubbed_fm_knn_jobs(stub, run, started_at)
+        measured = costs.measure(scope)
+        stub.assert_no_pending_responses()
+    assert measured.usage == prices.Usage(
+        sagemaker_jobs=(
+            prices.SageMakerJob(f"{STACK}--prep-{run}", "processing", "ml.m5.xlarge", 1, 600),
+            prices.SageMakerJob(f"{STACK}--fm-to-knn-{run}", "processing", "ml.m5.xlarge", 1, 300),
+            prices.SageMakerJob(f"{STACK}--fm-{run}", "training", "ml.c5.xlarge", 2, 600),
+            prices.SageMakerJob(f"{STACK}--knn-{run}", "training", "ml.m5.large", 1, 300),
+            prices.SageMakerJob(
+                f"{STACK}--knn-transform-{run}", "transform", "ml.m5.large", 2, 360
+            ),
+        )
+    )
+    priced = prices.price_run(measured.usage)
+    assert priced.unpriced == []
+    by_label = {line.label: line for line in priced.lines}
+    fm = by_label[f"SageMaker training {STACK}--fm-{run} (2 x ml.c5.xlarge)"]
+    assert fm.quantity == pytest.approx(2 * 600 / 3600)  # 10 billed minutes, not 30 trained
+    assert fm.usd == pytest.approx(2 * 600 / 3600 * 0.204)
+    transform = by_label[f"SageMaker transform {STACK}--knn-transform-{run} (2 x ml.m5.large)"]
+    assert transform.usd == pytest.approx(2 * 360 / 3600 * 0.115)
 
 
 # --- kms-policy ---------------------------------------------------------------------------------
