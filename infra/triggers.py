@@ -23,13 +23,18 @@ UPLOAD_PREFIX = layout.DATA.uploads
 
 
 class UploadTrigger(Construct):
+    """The trigger Lambda and its rule. It starts the machine `recops start` would choose for the
+    uploaded config (lambdas/runs/trigger.py), so it may start, and list the running executions
+    of, either machine."""
+
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
         data: s3.IBucket,
-        machine: sfn.IStateMachine,
+        personalize_machine: sfn.IStateMachine,
+        fm_knn_machine: sfn.IStateMachine,
         stack_prefix: str,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -43,7 +48,8 @@ class UploadTrigger(Construct):
             architecture=RUNS_ARCHITECTURE,
             timeout=Duration.minutes(1),
             environment={
-                "STATE_MACHINE_ARN": machine.state_machine_arn,
+                "PERSONALIZE_STATE_MACHINE_ARN": personalize_machine.state_machine_arn,
+                "FM_KNN_STATE_MACHINE_ARN": fm_knn_machine.state_machine_arn,
                 "STACK_PREFIX": stack_prefix,
                 "POWERTOOLS_SERVICE_NAME": "recops-trigger",
             },
@@ -57,7 +63,10 @@ class UploadTrigger(Construct):
             ),
             iam.PolicyStatement(
                 actions=["states:StartExecution", "states:ListExecutions"],
-                resources=[machine.state_machine_arn],
+                resources=[
+                    personalize_machine.state_machine_arn,
+                    fm_knn_machine.state_machine_arn,
+                ],
             ),
             iam.PolicyStatement(
                 actions=["events:PutEvents"],

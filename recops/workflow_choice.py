@@ -65,7 +65,7 @@ def choose(raw: dict[str, Any], workflow: str = AUTO, source: str = "<config>") 
             return Choice(FM_KNN, config, raw, rewritten=False)
         raise WorkflowError(
             f"{source}: personalize.enabled and factorization_machines.enabled are both false: "
-            "nothing to run; enable one, or pass --workflow fm-knn"
+            "nothing to run; enable one (or run FM → KNN alone: recops start --workflow fm-knn)"
         )
     if workflow == FM_KNN:
         # The FM → KNN machine runs FM → KNN whatever `enabled` says; the rules the model

@@ -265,7 +265,13 @@ def test_the_runs_handlers_run_in_lambdas_python_from_the_asset(runs_asset):
         functions.update_function_configuration(
             FunctionName="runs",
             Handler="runs.trigger.handler",
-            Environment={"Variables": {"STATE_MACHINE_ARN": "arn:aws:states:::x", **NO_TRACING}},
+            Environment={
+                "Variables": {
+                    "PERSONALIZE_STATE_MACHINE_ARN": "arn:aws:states:::x",
+                    "FM_KNN_STATE_MACHINE_ARN": "arn:aws:states:::y",
+                    **NO_TRACING,
+                }
+            },
         )
         upload = {"detail": {"bucket": {"name": "data"}, "object": {"key": "train/bad.json"}}}
         triggered = functions.invoke(FunctionName="runs", Payload=json.dumps(upload))

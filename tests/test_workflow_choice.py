@@ -39,7 +39,7 @@ def test_auto_with_neither_enabled_says_what_to_do():
         choose(demo(False, False), source="mine.json")
     assert str(refused.value) == (
         "mine.json: personalize.enabled and factorization_machines.enabled are both false: "
-        "nothing to run; enable one, or pass --workflow fm-knn"
+        "nothing to run; enable one (or run FM → KNN alone: recops start --workflow fm-knn)"
     )
 
 

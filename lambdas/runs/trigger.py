@@ -5,11 +5,14 @@ Event: S3's "Object Created" event as EventBridge delivers it (the rule matches 
 and keys `train/*.json`; other keys are ignored here too). The object is checked against the
 config's JSON Schema (`recops/config.schema.json`, exported from the model) and the model itself
 (`recops.config.parse_config`, which also holds the rules across fields a schema cannot say).
-Valid, and no execution of the machine RUNNING: StartExecution, unnamed (its run id is the UUID's
-last group), with input `{"configObject": {"bucket", "key"}}`; the plan state reads and checks it
-again. Valid but a run going on: nothing starts (one run at a time, so a burst of uploads cannot
-start a burst of billable training); the answer names the running execution and the default
-event bus gets `recops upload not started`. Invalid: nothing starts, the message is logged and
+The machine is the one `recops start` chooses without --workflow (`recops.workflow_choice`):
+the Personalize machine when the config's `personalize.enabled` (it starts FM → KNN itself when
+`factorization_machines.enabled`), else the FM → KNN machine. Valid, and no execution of that
+machine RUNNING: StartExecution, unnamed (its run id is the UUID's last group), with input
+`{"configObject": {"bucket", "key"}}`; the plan state reads and checks it again. Valid but a run
+of that machine going on: nothing starts (one run at a time, so a burst of uploads cannot start a
+burst of billable training); the answer names the running execution and the default event bus
+gets `recops upload not started`. A config that enables neither workflow is rejected. Invalid: nothing starts, the message is logged and
 sent to the default event bus as `recops config rejected`. No reserved concurrency (new accounts'
 concurrency quota of 10 leaves none to reserve): two uploads within the same fraction of a
 second can both see no run and both start.
@@ -29,6 +32,7 @@ from aws_lambda_powertools import Logger, Tracer
 from botocore.config import Config
 
 from recops.config import SCHEMA_FILE, ConfigError, parse_config
+from recops.workflow_choice import AUTO, FM_KNN, PERSONALIZE, Machine, WorkflowError, choose
 
 SERVICE = "recops-runs"
 logger = Logger(service=SERVICE)
@@ -58,10 +62,27 @@ class Clients:
         return cls(*(boto3.client(s, config=config) for s in ("s3", "stepfunctions", "events")))
 
 
+@dataclass(frozen=True)
+class Machines:
+    """The stack's two run machines (the trigger's environment names them)."""
+
+    personalize: str
+    fm_knn: str
+
+    def arn(self, machine: Machine) -> str:
+        return {PERSONALIZE: self.personalize, FM_KNN: self.fm_knn}[machine]
+
+    @classmethod
+    def from_environment(cls) -> Machines:
+        return cls(
+            os.environ["PERSONALIZE_STATE_MACHINE_ARN"], os.environ["FM_KNN_STATE_MACHINE_ARN"]
+        )
+
+
 def on_upload(
     event: dict,
     *,
-    state_machine_arn: str,
+    machines: Machines,
     clients: Clients,
     stack_prefix: str | None = None,
 ) -> dict[str, Any]:
@@ -73,11 +94,13 @@ def on_upload(
     if not (key.startswith(TRAIN_PREFIX) and key.endswith(CONFIG_SUFFIX)):
         return {"started": False, "ignored": f"s3://{bucket}/{key} is not a train/*.json config"}
     body = read_config(clients.s3, bucket, key, version)
-    problem = config_problem(body, f"s3://{bucket}/{key}", stack_prefix)
+    source = f"s3://{bucket}/{key}"
+    problem = config_problem(body, source, stack_prefix) or nothing_to_run(body, source)
     if problem is not None:
         logger.warning("config rejected", extra={"bucket": bucket, "key": key, "reason": problem})
         send_event(clients.events, REJECTED, bucket, key, problem)
         return {"started": False, "rejected": problem}
+    state_machine_arn = machines.arn(chosen_machine(body, source))
     running = running_execution(clients.sfn, state_machine_arn)
     if running is not None:
         logger.info("a run is going on; nothing started", extra={"running": running, "key": key})
@@ -131,6 +154,20 @@ def config_problem(body: bytes | str, source: str, stack_prefix: str | None = No
     return None
 
 
+def nothing_to_run(body: bytes | str, source: str) -> str | None:
+    """Why a valid config starts no machine (it enables no workflow), or None."""
+    try:
+        chosen_machine(body, source)
+    except WorkflowError as err:
+        return str(err)
+    return None
+
+
+def chosen_machine(body: bytes | str, source: str) -> Machine:
+    """The machine `recops start` starts for this valid config (no --workflow)."""
+    return choose(json.loads(body), AUTO, source).machine
+
+
 @cache
 def config_schema() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
@@ -170,7 +207,7 @@ def handler(event: dict, context: Any) -> dict[str, Any]:
         _clients.append(Clients.default())
     return on_upload(
         event,
-        state_machine_arn=os.environ["STATE_MACHINE_ARN"],
+        machines=Machines.from_environment(),
         clients=_clients[0],
         stack_prefix=os.environ.get("STACK_PREFIX") or None,
     )

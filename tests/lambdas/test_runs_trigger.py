@@ -1,6 +1,6 @@
 """The upload trigger (lambdas/runs/trigger.py) against the local account: a valid config under
-train/ starts one run, an invalid one starts nothing and says why on the event bus, and a run
-going on blocks a second start."""
+train/ starts one run of the machine `recops start` would choose, an invalid one starts nothing
+and says why on the event bus, and a run of that machine going on blocks a second start."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 
 from lambdas.runs import trigger
-from lambdas.runs.trigger import Clients, on_upload
+from lambdas.runs.trigger import Clients, Machines, on_upload
 from localaws import LocalAccount
 from tests.localaws.machines import create, finished
 
@@ -27,8 +27,9 @@ CONFIG = {
 
 @pytest.fixture
 def world():
-    """The account, a machine whose executions wait for a task token (RUNNING until told), and
-    queues that receive the machine's work, the S3 upload events and the rejection events."""
+    """The account, two machines (Personalize, FM → KNN) whose executions wait for a task token
+    (RUNNING until told), and queues that receive the machines' work, the S3 upload events and
+    the rejection events."""
     with LocalAccount() as account:
         sqs = account.client("sqs")
         queues = {name: sqs.create_queue(QueueName=name)["QueueUrl"] for name in QUEUES}
@@ -41,10 +42,11 @@ def world():
             },
             "End": True,
         }
-        machine = create(account, {"StartAt": "Work", "States": {"Work": work}})
+        definition = {"StartAt": "Work", "States": {"Work": work}}
+        machines = Machines(create(account, definition), create(account, definition))
         account.client("s3").create_bucket(Bucket=BUCKET)
         _route(account, "rejections", REJECTIONS, queues["rejections"])
-        yield account, machine, queues
+        yield account, machines, queues
 
 
 QUEUES = ("work", "rejections")
@@ -91,22 +93,28 @@ def object_created(key: str, put: dict) -> dict:
 
 def upload(world, key: str, body: bytes | str, **options) -> dict:
     """Put the object, then hand the trigger the event S3 sends to the bus for it."""
-    account, machine, _ = world
+    account, machines, _ = world
     put = account.client("s3").put_object(Bucket=BUCKET, Key=key, Body=body)
     event = object_created(key, put)
-    return on_upload(event, state_machine_arn=machine, clients=Clients.default(), **options)
+    return on_upload(event, machines=machines, clients=Clients.default(), **options)
 
 
-def executions(world) -> list[dict]:
-    account, machine, _ = world
+def executions(world, machine: str | None = None) -> list[dict]:
+    """The executions of one machine ("personalize", "fm-knn"), or of both."""
+    account, machines, _ = world
     sfn = account.client("stepfunctions")
-    return sfn.list_executions(stateMachineArn=machine)["executions"]
+    return [
+        execution
+        for name in ([machine] if machine else ["personalize", "fm-knn"])
+        for execution in sfn.list_executions(stateMachineArn=machines.arn(name))["executions"]
+    ]
 
 
 def test_a_valid_upload_starts_a_run_of_that_config(world):
     answer = upload(world, "train/weekly.json", json.dumps(CONFIG))
     account, _, queues = world
     (execution,) = executions(world)
+    assert executions(world, "personalize") == [execution]  # personalize.enabled: its machine
     assert answer == {"started": True, "executionArn": execution["executionArn"]}
     described = account.client("stepfunctions").describe_execution(
         executionArn=execution["executionArn"]
@@ -174,6 +182,74 @@ def test_a_running_execution_blocks_a_second_start(world):
         assert finished(account, first)["status"] == "SUCCEEDED"
         assert upload(world, "train/c.json", json.dumps(CONFIG))["started"] is True
         assert len(executions(world)) == 2
+
+
+FM_ONLY = {**CONFIG, "personalize": {"enabled": False}}
+
+
+def test_a_config_without_personalize_starts_the_fm_knn_machine(world):
+    answer = upload(world, "train/fm.json", json.dumps(FM_ONLY))
+    account, _, _ = world
+    (execution,) = executions(world)
+    assert executions(world, "fm-knn") == [execution]
+    assert answer == {"started": True, "executionArn": execution["executionArn"]}
+    described = account.client("stepfunctions").describe_execution(
+        executionArn=execution["executionArn"]
+    )
+    assert json.loads(described["input"]) == {
+        "configObject": {"bucket": BUCKET, "key": "train/fm.json"}
+    }
+
+
+def test_only_a_run_of_the_machine_it_would_start_blocks_an_upload(world):
+    account, _, queues = world
+    with account.clock.holding():
+        personalize_run = upload(world, "train/a.json", json.dumps(CONFIG))["executionArn"]
+        fm_run = upload(world, "train/fm.json", json.dumps(FM_ONLY))  # another machine: starts
+        assert fm_run["started"] is True
+        assert upload(world, "train/fm2.json", json.dumps(FM_ONLY)) == {
+            "started": False,
+            "running": fm_run["executionArn"],
+        }
+        assert upload(world, "train/b.json", json.dumps(CONFIG)) == {
+            "started": False,
+            "running": personalize_run,
+        }
+        assert len(executions(world)) == 2
+        for token in task_tokens(account, queues["work"], 2):  # both runs end
+            account.client("stepfunctions").send_task_success(taskToken=token, output="{}")
+        assert finished(account, personalize_run)["status"] == "SUCCEEDED"
+        assert finished(account, fm_run["executionArn"])["status"] == "SUCCEEDED"
+
+
+def test_a_config_that_enables_no_workflow_is_rejected(world):
+    neither = {
+        **CONFIG,
+        "personalize": {"enabled": False},
+        "factorization_machines": {"enabled": False},
+    }
+    answer = upload(world, "train/none.json", json.dumps(neither))
+    account, _, queues = world
+    assert answer == {
+        "started": False,
+        "rejected": "s3://recops-test-data/train/none.json: personalize.enabled and "
+        "factorization_machines.enabled are both false: nothing to run; enable one (or run "
+        "FM → KNN alone: recops start --workflow fm-knn)",
+    }
+    assert executions(world) == []
+    (event,) = received(account, queues["rejections"])
+    assert event["detail"]["message"] == answer["rejected"]
+
+
+def task_tokens(account, queue_url: str, count: int, patience: float = 30) -> list[str]:
+    """The tokens `count` running executions sent to the work queue (a receive takes several)."""
+    tokens: list[str] = []
+    deadline = time.monotonic() + patience
+    while len(tokens) < count and time.monotonic() < deadline:
+        tokens += [message["token"] for message in received(account, queue_url)]
+        time.sleep(0.05)
+    assert len(tokens) == count, f"{len(tokens)} of {count} executions reached their task"
+    return tokens
 
 
 def task_token(account, queue_url: str, patience: float = 30) -> str:
