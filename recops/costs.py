@@ -232,7 +232,11 @@ class JobKind:
     resources: str  # dotted path to InstanceType/InstanceCount
     started: str
     ended: str
-    billable: str | None = None  # a member with the billed seconds, when the API reports one
+    # A member with the billed seconds per instance, when the API reports one: a training job's
+    # BillableTimeInSeconds is what is billed at the on-demand rate (managed spot training
+    # saves 1 - BillableTimeInSeconds / TrainingTimeInSeconds; times InstanceCount, the compute
+    # billed: https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTrainingJob.html).
+    billable: str | None = None
 
 
 SAGEMAKER_KINDS = {
