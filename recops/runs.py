@@ -25,7 +25,7 @@ FM_KNN_MACHINE = "FmKnnStateMachineArn"
 MACHINES = {"personalize": PERSONALIZE_MACHINE, "fm-knn": FM_KNN_MACHINE}  # by workflow_choice
 ARTIFACTS = "ArtifactsBucketName"
 DATA = "DataBucketName"
-CHILD_MARK = "-fm"  # a child execution's name: the parent's run id, then this
+CHILD_MARK = "-fm"  # a child execution's name ends so (infra/workflows/personalize_start.py)
 
 
 class NotFoundError(Exception):
@@ -111,17 +111,20 @@ def _newest_run(sfn: Any, machine_arn: str) -> dict[str, Any] | None:
 
 
 def is_child(name: str) -> bool:
-    """An FM → KNN execution a Personalize run started: its name is `<parent run id>-fm…`."""
-    return _CHILD.match(name) is not None
+    """An FM → KNN execution a Personalize run started: its name is the parent's run id, `-<n>`
+    after the parent's n-th redrive, then `-fm`."""
+    return _child_name(f"[a-z0-9]{{{names.RUN_ID_LENGTH}}}").match(name) is not None
 
 
-_CHILD = re.compile(rf"^[a-z0-9]{{{names.RUN_ID_LENGTH}}}{re.escape(CHILD_MARK)}")
+def _child_name(run_pattern: str) -> re.Pattern[str]:
+    return re.compile(rf"^{run_pattern}(?:-\d+)?{re.escape(CHILD_MARK)}")
 
 
 def child_execution(sfn: Any, fm_machine_arn: str, run: str) -> dict[str, Any] | None:
     """DescribeExecution of the newest FM → KNN execution run `run` started, or None."""
+    of_run = _child_name(re.escape(run))
     for page in _pages(sfn, fm_machine_arn):
-        children = [e for e in page if e["name"].startswith(f"{run}{CHILD_MARK}")]
+        children = [e for e in page if of_run.match(e["name"])]
         if children:
             newest = max(children, key=lambda e: e["startDate"])
             return sfn.describe_execution(executionArn=newest["executionArn"])
@@ -150,6 +153,11 @@ def deployed_config(sfn: Any, machine_arn: str) -> dict[str, Any] | None:
     """The stack's config as the machine's plan state passes it (`deployedConfig` in the
     definition: a deployment carries its config there and nowhere else), or None."""
     definition = json.loads(sfn.describe_state_machine(stateMachineArn=machine_arn)["definition"])
+    return config_in(definition)
+
+
+def config_in(definition: dict[str, Any]) -> dict[str, Any] | None:
+    """The `deployedConfig` object of a state machine definition, or None."""
     return _member(definition, "deployedConfig")
 
 

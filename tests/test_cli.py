@@ -1068,6 +1068,36 @@ def test_an_fm_knn_runs_cost_bills_spot_training_by_its_billable_seconds(account
     assert transform.usd == pytest.approx(2 * 360 / 3600 * 0.115)
 
 
+def test_the_synthesized_machines_carry_what_the_cli_reads(demo_assembly, demo_config):
+    """Both machines' outputs, and the deployed config in each definition (where `start` reads
+    it to choose, and to rewrite, without --config)."""
+    template = demo_assembly.template
+    outputs = template["Outputs"]
+    deployed = demo_config.model_dump(mode="json", exclude_none=True)
+    for key in runs.MACHINES.values():
+        logical = outputs[key]["Value"]["Ref"]
+        definition = _rendered(template["Resources"][logical]["Properties"]["DefinitionString"])
+        assert runs.config_in(json.loads(definition)) == deployed, key
+
+
+def _rendered(value) -> str:
+    """A DefinitionString with its references (ARNs, names) replaced by a placeholder."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_rendered(part) for part in parts)
+    return "REF"
+
+
+def test_a_child_execution_is_named_for_its_parents_run():
+    """infra/workflows/personalize_start.py names it `<run id>[-<redrive>]-fm`."""
+    assert runs.is_child("0123456789ab-fm")
+    assert runs.is_child("0123456789ab-2-fm")
+    assert not runs.is_child("a1b2c3d4-0000-1111-2222-0123456789ab")  # a run: a UUID
+    assert not runs.is_child("0123456789ab")
+
+
 # --- kms-policy ---------------------------------------------------------------------------------
 
 
