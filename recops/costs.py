@@ -332,7 +332,11 @@ def _estimated_jobs(config: PipelineConfig, minutes: float) -> list[SageMakerJob
             "fm": ("training", fm.training_instance_type, fm.training_instance_count),
             "fm-to-knn": processing,
             "knn": ("training", fm.knn.instance_type, 1),
-            "knn-transform": ("transform", fm.knn.transform_instance_type, 1),
+            "knn-transform": (
+                "transform",
+                fm.knn.transform_instance_type,
+                fm.knn.transform_instance_count,
+            ),
         }
     return [
         SageMakerJob(label, kind, instance_type, count, minutes * 60)
@@ -364,4 +368,10 @@ def estimate(config: PipelineConfig, assumptions: Assumptions | None = None) -> 
         v2_campaign_tps=sum(c.min_provisioned_tps for c in campaigns if c.solution in v2),
         recommender_rps=sum(r.min_recommendation_requests_per_second for r in recommenders),
     )
-    return Measured(usage, standing, a.describe())
+    notes = a.describe()
+    if config.factorization_machines.enabled and config.factorization_machines.spot:
+        notes.append(
+            "FM and KNN train on managed spot, priced here at the on-demand rate (an upper bound: "
+            "`recops cost RUN` prices the BillableTimeInSeconds each job reports)"
+        )
+    return Measured(usage, standing, notes)

@@ -547,6 +547,23 @@ def test_cost_without_an_execution_estimates_the_config_and_says_what_it_assumes
     assert "source: https://aws.amazon.com/personalize/pricing/" in result.output
 
 
+def test_the_estimate_uses_the_transform_instances_and_says_spot_is_priced_on_demand():
+    from recops.config import parse_config
+
+    raw = json.loads(DEMO_CONFIG.read_text())
+    raw["factorization_machines"] |= {"spot": True, "knn": {"transform_instance_count": 3}}
+    estimate = costs.estimate(parse_config(raw), costs.Assumptions(job_minutes=10))
+    (transform,) = [job for job in estimate.usage.sagemaker_jobs if job.kind == "transform"]
+    assert (transform.instance_type, transform.instance_count) == ("ml.m5.large", 3)
+    assert estimate.notes[-1] == (
+        "FM and KNN train on managed spot, priced here at the on-demand rate (an upper bound: "
+        "`recops cost RUN` prices the BillableTimeInSeconds each job reports)"
+    )
+    assert costs.estimate(parse_config(json.loads(DEMO_CONFIG.read_text()))).notes == (
+        costs.Assumptions().describe()
+    )
+
+
 def _run_resources(account, run: str) -> dict:
     """What the run's steps would have created in Personalize and SageMaker, named for the run."""
     p, s3, sm = account.client("personalize"), account.client("s3"), account.client("sagemaker")
