@@ -21,7 +21,7 @@ from infra.workflows import jobs
 from infra.workflows.fm_knn import FmKnnWorkflow
 from infra.workflows.personalize import PersonalizeWorkflow
 from infra.workflows.run import Resources
-from recops import names
+from recops import names, workflow_choice
 from recops.config import PipelineConfig
 
 
@@ -110,10 +110,18 @@ class RecopsStack(Stack):
         )
         machine = self.personalize_workflow.machine
         self.trigger = UploadTrigger(
-            self, "UploadTrigger", data=data, machine=machine, stack_prefix=config.prefix
+            self,
+            "UploadTrigger",
+            data=data,
+            personalize_machine=machine,
+            fm_knn_machine=self.fm_knn_workflow.machine,
+            stack_prefix=config.prefix,
         )
         if config.retraining is not None:
-            RetrainingSchedule(self, "Retraining", machine=machine, retraining=config.retraining)
+            # the machine `recops start` chooses for the deployed config (one rule)
+            chosen = workflow_choice.choose(config.model_dump(mode="json", exclude_none=True))
+            scheduled = machine if chosen.machine == "personalize" else self.fm_knn_workflow.machine
+            RetrainingSchedule(self, "Retraining", machine=scheduled, retraining=config.retraining)
         if config.notifications.email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.notifications.email))
         self._outputs()
