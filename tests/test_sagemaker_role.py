@@ -12,7 +12,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from infra.grants import PrefixGrant
 from infra.sagemaker_role import IMAGE_REPOSITORIES, SageMakerRole, registry_key
-from infra.workflows.jobs import processing_job_statements
+from infra.workflows.jobs import job_statements
 from recops import images, names
 from tests.policy_checks import assert_no_wide_managed_policies, resources_of, statements
 
@@ -203,17 +203,19 @@ def test_patterns_match_this_stacks_names_and_not_a_longer_prefixs(template):
         assert not any(fnmatch.fnmatchcase(candidate.format(job=theirs), p) for p in patterns)
 
 
-def test_processing_job_grants_of_the_workflow_do_not_match_a_longer_prefix():
-    """The workflow's `.sync` grants use the same owned prefix (infra/workflows/jobs.py)."""
+@pytest.mark.parametrize("kind", ["Processing", "Training", "Transform"])
+def test_the_workflows_job_grants_do_not_match_a_longer_prefix(kind):
+    """The `.sync` grants of the workflows use the same owned prefix (infra/workflows/jobs.py):
+    the job calls on this stack's names, the managed rule of the kind, PassRole to SageMaker."""
     stack = Stack(App(), "T")
     role = _build(stack).role
-    (jobs, rule, pass_role) = processing_job_statements(stack, role, names.owned_prefix(PREFIX))
+    jobs, rule, pass_role = job_statements(stack, role, names.owned_prefix(PREFIX), kind)
     (pattern,) = [_render(stack.resolve(r), {}) for r in jobs.resources]
-    arn = "arn:aws:sagemaker:eu-west-1:111122223333:processing-job/{}--prep-0123456789ab"
+    arn = f"arn:aws:sagemaker:eu-west-1:111122223333:{kind.lower()}-job/{{}}--fm-0123456789ab"
     assert fnmatch.fnmatchcase(arn.format(PREFIX), pattern)
     assert not fnmatch.fnmatchcase(arn.format(LONGER), pattern)
     assert _render(stack.resolve(rule.resources[0]), {}).endswith(
-        ":rule/StepFunctionsGetEventsForSageMakerProcessingJobsRule"
+        f":rule/StepFunctionsGetEventsForSageMaker{kind}JobsRule"
     )
     assert pass_role.to_statement_json()["Condition"] == {
         "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}

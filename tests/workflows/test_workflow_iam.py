@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import re
+
+from recops import names
 
 # action -> why "*" is the only resource the API accepts
 STAR_ONLY = {
@@ -76,3 +80,48 @@ def test_the_sagemaker_role_may_list_and_read_the_training_code_only(demo_assemb
     [listing] = [s for s in statements if s["Action"] == "s3:ListBucket"]
     [prefix] = listing["Condition"]["StringLike"]["s3:prefix"]
     assert prefix.endswith(".zip")
+
+
+def _text(value) -> str:
+    """A policy value as one string, with every intrinsic reduced to `<...>`."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_text(part) for part in parts)
+    return "<...>"
+
+
+SAGEMAKER_NAMED = re.compile(
+    r":sagemaker:[^:]*:[^:]*:(processing-job|training-job|transform-job|model)/(.*)"
+)
+
+
+def test_sagemaker_names_granted_are_this_stacks_and_no_longer_prefixs(demo_assembly):
+    """Every job or model a policy or the SageMaker trust names is `<prefix>--*`, which no name
+    of a stack whose prefix starts with this one's (`recops-demo-eu--…`) matches."""
+    owned = names.owned_prefix(demo_assembly.stack_name)
+    longer = names.owned_prefix(f"{demo_assembly.stack_name}-eu")
+    resources = demo_assembly.template["Resources"]
+    named = [
+        _text(r)
+        for _, statement in policies(demo_assembly.template)
+        for r in as_list(statement["Resource"])
+    ] + [
+        _text(arn)
+        for resource in resources.values()
+        if resource["Type"] == "AWS::IAM::Role"
+        for statement in resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        for arn in as_list(statement.get("Condition", {}).get("ArnLike", {}).get("aws:SourceArn"))
+    ]
+    kinds = set()
+    for text in named:
+        match = SAGEMAKER_NAMED.search(text)
+        if match is None:
+            continue
+        kind, pattern = match.groups()
+        kinds.add(kind)
+        assert pattern == f"{owned}*", text
+        assert fnmatch.fnmatchcase(f"{owned}fm-0123456789ab", pattern)
+        assert not fnmatch.fnmatchcase(f"{longer}fm-0123456789ab", pattern), text
+    assert kinds == {"processing-job", "training-job", "transform-job", "model"}
