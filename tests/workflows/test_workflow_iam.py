@@ -97,31 +97,46 @@ SAGEMAKER_NAMED = re.compile(
 )
 
 
+def _sagemaker_names(texts: list[str]) -> dict[str, list[str]]:
+    """resource type -> the name patterns of the SageMaker job and model ARNs among texts."""
+    found: dict[str, list[str]] = {}
+    for text in texts:
+        match = SAGEMAKER_NAMED.search(text)
+        if match is not None:
+            found.setdefault(match.group(1), []).append(match.group(2))
+    return found
+
+
 def test_sagemaker_names_granted_are_this_stacks_and_no_longer_prefixs(demo_assembly):
-    """Every job or model a policy or the SageMaker trust names is `<prefix>--*`, which no name
-    of a stack whose prefix starts with this one's (`recops-demo-eu--…`) matches."""
+    """Every job or model a policy or the SageMaker trust (aws:SourceArn) names is
+    `<prefix>--*`, which no name of a stack whose prefix starts with this one's
+    (`recops-demo-eu--…`) matches."""
     owned = names.owned_prefix(demo_assembly.stack_name)
     longer = names.owned_prefix(f"{demo_assembly.stack_name}-eu")
-    resources = demo_assembly.template["Resources"]
-    named = [
-        _text(r)
-        for _, statement in policies(demo_assembly.template)
-        for r in as_list(statement["Resource"])
-    ] + [
-        _text(arn)
-        for resource in resources.values()
-        if resource["Type"] == "AWS::IAM::Role"
-        for statement in resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-        for arn in as_list(statement.get("Condition", {}).get("ArnLike", {}).get("aws:SourceArn"))
+    roles = [
+        r for r in demo_assembly.template["Resources"].values() if r["Type"] == "AWS::IAM::Role"
     ]
-    kinds = set()
-    for text in named:
-        match = SAGEMAKER_NAMED.search(text)
-        if match is None:
-            continue
-        kind, pattern = match.groups()
-        kinds.add(kind)
-        assert pattern == f"{owned}*", text
-        assert fnmatch.fnmatchcase(f"{owned}fm-0123456789ab", pattern)
-        assert not fnmatch.fnmatchcase(f"{longer}fm-0123456789ab", pattern), text
-    assert kinds == {"processing-job", "training-job", "transform-job", "model"}
+    granted = _sagemaker_names(
+        [
+            _text(r)
+            for _, statement in policies(demo_assembly.template)
+            for r in as_list(statement["Resource"])
+        ]
+    )
+    trusted = _sagemaker_names(
+        [
+            _text(arn)
+            for role in roles
+            for statement in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+            for arn in as_list(
+                statement.get("Condition", {}).get("ArnLike", {}).get("aws:SourceArn")
+            )
+        ]
+    )
+    assert set(granted) == {"processing-job", "training-job", "transform-job", "model"}
+    assert set(trusted) == {"processing-job", "training-job", "transform-job"}
+    for kind, patterns in [*granted.items(), *trusted.items()]:
+        for pattern in patterns:
+            assert pattern == f"{owned}*", (kind, pattern)
+            assert fnmatch.fnmatchcase(f"{owned}fm-0123456789ab", pattern)
+            assert not fnmatch.fnmatchcase(f"{longer}fm-0123456789ab", pattern), (kind, pattern)
