@@ -6,9 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 
 from app import build_app
+from recops.images import table
 from tests.conftest import REPO
 from tests.policy_checks import (
     assert_buckets_deny_insecure_transport,
@@ -37,9 +39,16 @@ def test_synth_has_no_unacknowledged_nag_findings(demo_assembly):
 
 
 def test_app_applies_nag_to_everything_in_it(demo_config, tmp_path):
-    """The same build_app with one insecure bucket added fails synth: nag is really wired in."""
+    """The same build_app with one insecure bucket added fails synth: nag is really wired in.
+
+    The same synth (one synth serves both) also gives the SageMaker role a new `Resource: "*"`
+    grant: no acknowledgment anywhere in the stack may swallow it (the unscopable actions' "*"
+    is acknowledged on their own policy only)."""
     app, stack = build_app(demo_config, outdir=str(tmp_path))
     s3.Bucket(stack, "Insecure", block_public_access=s3.BlockPublicAccess.BLOCK_ALL)
+    stack.sagemaker.role.add_to_policy(
+        iam.PolicyStatement(actions=["s3:GetObject"], resources=["*"])
+    )
     with pytest.raises(RuntimeError, match="ValidationFailed"):
         app.synth()
     report = json.loads((tmp_path / "validation-report.json").read_text())
@@ -47,6 +56,13 @@ def test_app_applies_nag_to_everything_in_it(demo_config, tmp_path):
     assert nag["pluginName"] == "AwsSolutions"
     rules = {v["ruleName"] for v in nag["violations"]}
     assert {"AwsSolutions-S1", "AwsSolutions-S10"} <= rules
+    wildcard = {
+        construct["constructPath"]
+        for v in nag["violations"]
+        if v["ruleName"] == "AwsSolutions-IAM5[Resource::*]"
+        for construct in v["violatingConstructs"]
+    }
+    assert wildcard == {f"{stack.stack_name}/SageMaker/ExecutionRole/DefaultPolicy/Resource"}
 
 
 def test_every_acknowledgment_names_rule_resource_and_reason(demo_assembly):
@@ -98,14 +114,20 @@ def test_outputs_name_buckets_and_roles(demo_assembly):
 
 def test_environment_agnostic(demo_assembly):
     """No account or region is baked in: the template deploys anywhere after bootstrap. The one
-    place regions appear is the image table, a lookup by the deploying region of every region."""
+    place regions appear is the image table, as two lookups by the deploying region of every
+    region: the image URIs (the jobs) and the registry accounts (the SageMaker role's pulls)."""
     template = dict(demo_assembly.template)
     mappings = template.pop("Mappings")
-    assert len(mappings) == 1
-    [images] = mappings.values()
+    uris = {name: m for name, m in mappings.items() if name.startswith("ImagesUris")}
+    registries = {n: m for n, m in mappings.items() if n.startswith("SageMakerImageRegistries")}
+    assert len(uris) == len(registries) == 1
+    assert set(mappings) == set(uris) | set(registries)
+    [images] = uris.values()
     assert len(images) > 20
     assert "us-east-1" in images
     assert "eu-west-1" in images
+    for mapping in mappings.values():
+        assert set(mapping) == set(table()["hosts"])
     text = json.dumps(template)
     manifest = json.loads((demo_assembly.outdir / "manifest.json").read_text())
     environment = manifest["artifacts"][demo_assembly.stack_name]["environment"]

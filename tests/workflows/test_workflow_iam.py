@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import re
+
+from recops import names
 
 # action -> why "*" is the only resource the API accepts
 STAR_ONLY = {
@@ -76,3 +80,63 @@ def test_the_sagemaker_role_may_list_and_read_the_training_code_only(demo_assemb
     [listing] = [s for s in statements if s["Action"] == "s3:ListBucket"]
     [prefix] = listing["Condition"]["StringLike"]["s3:prefix"]
     assert prefix.endswith(".zip")
+
+
+def _text(value) -> str:
+    """A policy value as one string, with every intrinsic reduced to `<...>`."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_text(part) for part in parts)
+    return "<...>"
+
+
+SAGEMAKER_NAMED = re.compile(
+    r":sagemaker:[^:]*:[^:]*:(processing-job|training-job|transform-job|model)/(.*)"
+)
+
+
+def _sagemaker_names(texts: list[str]) -> dict[str, list[str]]:
+    """resource type -> the name patterns of the SageMaker job and model ARNs among texts."""
+    found: dict[str, list[str]] = {}
+    for text in texts:
+        match = SAGEMAKER_NAMED.search(text)
+        if match is not None:
+            found.setdefault(match.group(1), []).append(match.group(2))
+    return found
+
+
+def test_sagemaker_names_granted_are_this_stacks_and_no_longer_prefixs(demo_assembly):
+    """Every job or model a policy or the SageMaker trust (aws:SourceArn) names is
+    `<prefix>--*`, which no name of a stack whose prefix starts with this one's
+    (`recops-demo-eu--…`) matches."""
+    owned = names.owned_prefix(demo_assembly.stack_name)
+    longer = names.owned_prefix(f"{demo_assembly.stack_name}-eu")
+    roles = [
+        r for r in demo_assembly.template["Resources"].values() if r["Type"] == "AWS::IAM::Role"
+    ]
+    granted = _sagemaker_names(
+        [
+            _text(r)
+            for _, statement in policies(demo_assembly.template)
+            for r in as_list(statement["Resource"])
+        ]
+    )
+    trusted = _sagemaker_names(
+        [
+            _text(arn)
+            for role in roles
+            for statement in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+            for arn in as_list(
+                statement.get("Condition", {}).get("ArnLike", {}).get("aws:SourceArn")
+            )
+        ]
+    )
+    assert set(granted) == {"processing-job", "training-job", "transform-job", "model"}
+    assert set(trusted) == {"processing-job", "training-job", "transform-job"}
+    for kind, patterns in [*granted.items(), *trusted.items()]:
+        for pattern in patterns:
+            assert pattern == f"{owned}*", (kind, pattern)
+            assert fnmatch.fnmatchcase(f"{owned}fm-0123456789ab", pattern)
+            assert not fnmatch.fnmatchcase(f"{longer}fm-0123456789ab", pattern), (kind, pattern)
