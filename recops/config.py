@@ -348,6 +348,10 @@ class KnnConfig(_Model):
         return value
 
 
+SPOT_WAIT_LIMIT = 3600
+SPOT_DOC = "https://docs.aws.amazon.com/sagemaker/latest/dg/model-managed-spot-training.html"
+
+
 class FactorizationMachinesConfig(_Model):
     """The SageMaker FM -> KNN workflow and the training-data preparation it starts from."""
 
@@ -374,7 +378,8 @@ class FactorizationMachinesConfig(_Model):
         3600,
         ge=60,
         le=5 * 24 * 3600,
-        description="Each SageMaker job's MaxRuntimeInSeconds: a job running longer is stopped.",
+        description="FM and KNN training jobs' MaxRuntimeInSeconds: a job running longer is "
+        "stopped (processing jobs have 3 hours).",
     )
     spot: bool = Field(
         False,
@@ -385,7 +390,8 @@ class FactorizationMachinesConfig(_Model):
         ge=60,
         le=5 * 24 * 3600,
         description="Spot only: how long a training job may wait for spot capacity plus run "
-        "(default twice max_runtime_seconds; at least max_runtime_seconds).",
+        "(default and at most 3600: built-in algorithms without checkpoints; at least "
+        "max_runtime_seconds).",
     )
     knn: KnnConfig = Field(default_factory=KnnConfig)
 
@@ -399,11 +405,23 @@ class FactorizationMachinesConfig(_Model):
                 f"{self.max_runtime_seconds}: SageMaker requires MaxWaitTimeInSeconds >= "
                 "MaxRuntimeInSeconds for spot training"
             )
+        if self.spot and self.max_runtime_seconds > SPOT_WAIT_LIMIT:
+            raise ValueError(
+                f"spot training of FM and KNN (built-in algorithms without checkpoints) may wait "
+                f"and run at most {SPOT_WAIT_LIMIT} s in all ({SPOT_DOC}): lower "
+                f"max_runtime_seconds {self.max_runtime_seconds} to {SPOT_WAIT_LIMIT} or less, "
+                "or set spot false"
+            )
+        if self.max_wait_seconds is not None and self.max_wait_seconds > SPOT_WAIT_LIMIT:
+            raise ValueError(
+                f"max_wait_seconds {self.max_wait_seconds} is above {SPOT_WAIT_LIMIT}, the limit "
+                f"for built-in algorithms without checkpoints ({SPOT_DOC})"
+            )
         return self
 
     @property
     def spot_wait_seconds(self) -> int:
-        return self.max_wait_seconds or 2 * self.max_runtime_seconds
+        return self.max_wait_seconds or SPOT_WAIT_LIMIT
 
 
 class EvaluationConfig(_Model):

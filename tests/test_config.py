@@ -406,3 +406,17 @@ def test_the_model_is_shared_from_recops_and_training_stays_plain():
     for path in (REPO / "training").glob("*.py"):
         text = path.read_text()
         assert not re.search(r"^\s*(from|import) (recops|pydantic|infra)\b", text, re.M), path
+
+
+def test_spot_training_waits_at_most_an_hour_for_built_in_algorithms():
+    """Built-in algorithms without checkpoints: MaxWaitTimeInSeconds at most 3600."""
+    raw = json.loads(DEMO_CONFIG.read_text())
+    raw["factorization_machines"]["spot"] = True
+    assert parse_config(raw).factorization_machines.spot_wait_seconds == 3600
+    raw["factorization_machines"]["max_runtime_seconds"] = 7200
+    with pytest.raises(ConfigError, match="at most 3600 s in all"):
+        parse_config(raw)
+    raw["factorization_machines"]["max_runtime_seconds"] = 1800
+    raw["factorization_machines"]["max_wait_seconds"] = 1200
+    with pytest.raises(ConfigError, match="below max_runtime_seconds 1800"):
+        parse_config(raw)

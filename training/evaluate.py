@@ -508,7 +508,8 @@ def _read_outputs(path: Path) -> str | None:
     if path.is_file():
         return path.read_text()
     files = sorted(path.glob("*.out")) if path.is_dir() else []
-    return "".join(p.read_text() for p in files) if files else None
+    # one record per line: a file without a final newline must not merge into the next
+    return "".join(p.read_text().rstrip("\n") + "\n" for p in files) if files else None
 
 
 def collect_sources(

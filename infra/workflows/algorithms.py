@@ -124,8 +124,12 @@ class Jobs:
         self._grant("Training", job_statements(self.scope, self.job_role, self.prefix, "Training"))
         return self._state(name, "createTrainingJob.sync", arguments, assign)
 
-    def model(self, name: str, *, model_name: str, image: str, model_data: str) -> sfn.CustomState:
-        """A model over a training job's artifact (no endpoint: a transform job uses it)."""
+    def model(
+        self, name: str, *, model_name: str, image: str, model_data: str, assign: dict
+    ) -> sfn.CustomState:
+        """A model over a training job's artifact (no endpoint: a transform job uses it).
+        `assign` keeps its name: a redrive re-runs only the failed transform, whose own
+        redrive suffix would name a model that does not exist."""
         arguments = {
             "ModelName": jsonata(model_name),
             "ExecutionRoleArn": self.job_role.role_arn,
@@ -144,7 +148,7 @@ class Jobs:
                 pass_role(self.job_role),
             ],
         )
-        return self._state(name, "createModel", arguments, None)
+        return self._state(name, "createModel", arguments, assign)
 
     def transform(
         self,

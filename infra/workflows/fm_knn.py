@@ -170,11 +170,12 @@ class FmKnnWorkflow(RunWorkflow):
             model_name=job_name("knn-model"),
             image=self.uses.images.uri("knn"),
             model_data="$knnModel",
+            assign={"knnModelName": jsonata(job_name("knn-model"))},
         )
         transform = self.jobs.transform(
             "Batch transform",
             job_name=job_name("knn-transform"),
-            model_name=job_name("knn-model"),
+            model_name="$knnModelName",
             source="$paths.knnInput & 'users/'",
             output="$paths.transform",
             accept=VERBOSE_JSONLINES,

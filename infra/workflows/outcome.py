@@ -91,5 +91,12 @@ def failure_path(
     for task in (record, publish, event):
         task.add_retry(errors=["States.ALL"], max_attempts=2)
         task.add_catch(end, errors=["States.ALL"])
-    record.next(publish).next(event).next(end)
+    # A child run (FM → KNN started by a Personalize run) is reported by its parent, as one
+    # failed row of the leaderboard: announcing FAILED here would contradict the parent's PARTIAL.
+    child = sfn.Choice.jsonata(scope, "Failure: a child run?")
+    child.when(
+        sfn.Condition.jsonata(jsonata("$exists($states.context.Execution.Input.parentRun)")), end
+    ).otherwise(publish)
+    record.next(child)
+    publish.next(event).next(end)
     return record

@@ -84,7 +84,6 @@ class RunWorkflow(Construct):
             tags=jsonata("$run.contracts.sagemaker.tags"),
             job_name_prefix=names.owned_prefix(self.config.prefix),
             volume_size_gb=jsonata("$run.contracts.sagemaker.volumeSizeGb"),
-            max_runtime_seconds=jsonata("$run.contracts.sagemaker.maxRuntimeSeconds"),
             **kwargs,
         )
 

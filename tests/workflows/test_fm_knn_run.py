@@ -163,3 +163,6 @@ def test_a_failing_child_leaves_the_personalize_run_partial(deployed, first_run)
     assert failed["solution"] == "fm-knn"
     assert "the model could not be loaded" in failed["cause"]
     assert "personalize (popularity), seen removed" in {r["name"] for r in report["leaderboard"]}
+    told = deployed.notifications(run, timeout=5, drain=True)
+    assert len(told) == 1  # the parent's PARTIAL; the child's failure is not announced apart
+    assert "PARTIAL" in told[0]

@@ -56,11 +56,12 @@ class Deployed:
         )
         return finished(self.account, started["executionArn"], timeout)
 
-    def notifications(self, execution: dict, timeout: float = 30) -> list[str]:
-        """What subscribers were told about this execution's run (delivery is asynchronous)."""
+    def notifications(self, execution: dict, timeout: float = 30, drain: bool = False) -> list[str]:
+        """What subscribers were told about this execution's run (delivery is asynchronous);
+        `drain`: keep reading until the timeout, to count every message."""
         run = execution["executionArn"].rsplit(":", 1)[1][-12:]
         deadline, found = time.monotonic() + timeout, []
-        while not found and time.monotonic() < deadline:
+        while (drain or not found) and time.monotonic() < deadline:
             messages = self.sqs.receive_message(
                 QueueUrl=self.queue, MaxNumberOfMessages=10, WaitTimeSeconds=1
             ).get("Messages", [])
