@@ -19,6 +19,9 @@ Gaps closed (moto 5.2.5):
   the resource handler makes the same API call, so it fails with the same `InvalidDefinition`
   (localaws.rules.stepfunctions) and the stack rolls back.
   https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-stepfunctions-statemachine.html
+- `StopExecution` answered without `stopDate` (required by the API's output shape: the date was
+  set later, when the worker noticed) and dropped the request's `error` and `cause`
+  (https://docs.aws.amazon.com/step-functions/latest/apireference/API_StopExecution.html).
 - `DescribeExecution` of a TIMED_OUT execution had no `stopDate` ("if the execution ended, the
   date the execution stopped": https://docs.aws.amazon.com/step-functions/latest/apireference/API_DescribeExecution.html).
 """
@@ -44,6 +47,7 @@ from moto.stepfunctions.parser.asl.eval.event.logging import (
 from moto.stepfunctions.parser.backend.execution import Execution
 from moto.stepfunctions.responses import StepFunctionResponse
 
+from localaws import clock
 from localaws.rules.stepfunctions import invalid_definition
 
 DEFAULT_PAGE = 100
@@ -98,6 +102,21 @@ def _describe_execution(self: StepFunctionResponse):
 
 
 _original_describe_execution = StepFunctionResponse.describe_execution
+
+
+def _stop_execution(self: StepFunctionResponse):
+    """StopExecution with the request's error and cause, answering its stopDate (required)."""
+    arn = self._get_param("executionArn")
+    execution = self.stepfunction_backend.describe_execution(arn)  # ExecutionDoesNotExist
+    if execution.stop_date is None:
+        stopped, error, cause = clock.now(), self._get_param("error"), self._get_param("cause")
+        execution.stop(stop_date=stopped, error=error or "", cause=cause or "")
+        execution.stop_date = execution.stop_date or stopped
+        # moto reflects an error and cause only for a FAILED execution; DescribeExecution of a
+        # stopped one shows what StopExecution was given
+        execution.error = error if error is not None else execution.error
+        execution.cause = cause if cause is not None else execution.cause
+    return ActionResult({"stopDate": execution.stop_date})
 
 
 # --- execution logs ----------------------------------------------------------------------------
@@ -221,6 +240,7 @@ _original_update_from_cloudformation = StateMachine.update_from_cloudformation_j
 PATCHES = [
     (StepFunctionResponse, "get_execution_history", _get_execution_history),
     (StepFunctionResponse, "describe_execution", _describe_execution),
+    (StepFunctionResponse, "stop_execution", _stop_execution),
     (Execution, "start", _start),
     (StateMachine, "create_from_cloudformation_json", classmethod(_from_cloudformation)),
     (

@@ -349,3 +349,26 @@ def test_a_batch_job_without_output_is_a_failure_not_a_row_of_zeros(prepared):
 def test_ranked_by_ndcg_at_10_or_at_the_largest_k():
     assert ranked_by([5, 10, 25]) == "ndcg@10"
     assert ranked_by([5, 20]) == "ndcg@20"
+
+
+def test_missing_or_short_knn_output_is_a_failed_row_and_the_rest_still_ranks(prepared):
+    folder, _ = prepared
+    empty = folder / "knn-empty"
+    empty.mkdir(exist_ok=True)
+    out = folder / "recommendations-none"
+    document, _ = _evaluate(
+        folder, "--knn-output", str(empty), "--recommendations-output", str(out)
+    )
+    assert document["status"] == "PARTIAL"
+    [failed] = document["failed"]
+    assert failed["solution"] == "fm-knn"
+    assert "no KNN batch transform output" in failed["cause"]
+    assert "popularity, seen removed" in {row["name"] for row in document["leaderboard"]}
+    assert not out.exists()  # nothing published from a transform that did not answer
+    short = folder / "knn-short"
+    short.mkdir(exist_ok=True)
+    line = json.dumps({"labels": [0.0], "distances": [1.0]})
+    (short / "users.out").write_text(line + "\n")
+    document, _ = _evaluate(folder, "--knn-output", str(short))
+    [failed] = document["failed"]
+    assert "did not score every user row" in failed["cause"]

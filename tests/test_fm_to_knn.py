@@ -83,3 +83,26 @@ def test_job_writes_knn_channels(tmp_path):
     users, none = recordio.read_dense(out / "knn" / "users" / "users-00000.recordio")
     assert users.shape == (N_USERS, FACTORS + 1)
     assert none is None
+
+
+def test_user_queries_are_split_for_every_transform_instance(tmp_path):
+    v, w, w0 = _synthetic()
+    (tmp_path / "model.tar.gz").write_bytes(fm_artifact(v, w, w0))
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    (prepared / "manifest.json").write_text(
+        json.dumps({"users": N_USERS, "items": N_ITEMS, "fm": {"feature_dim": N_USERS + N_ITEMS}})
+    )
+    out = tmp_path / "out"
+    args = ["--model", str(tmp_path / "model.tar.gz"), "--prepared", str(prepared)]
+    assert main([*args, "--output", str(out), "--user-shards", "3"]) == 0
+    shards = sorted((out / "knn" / "users").glob("users-*.recordio"))
+    assert len(shards) == 3
+    rows = [recordio.read_dense(shard)[0] for shard in shards]
+    assert sum(len(r) for r in rows) == N_USERS
+    whole = np.vstack(rows)  # in user order: the transform's .out files sort the same way
+    single = tmp_path / "single"
+    assert main([*args, "--output", str(single)]) == 0
+    np.testing.assert_array_equal(
+        whole, recordio.read_dense(single / "knn" / "users" / "users-00000.recordio")[0]
+    )

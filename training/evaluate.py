@@ -523,12 +523,23 @@ def collect_sources(
     the run context without output (none given, or no file) is a failure, not a row of zeros."""
     lists, sources, failed = {}, {}, []
     for path in args.knn_output:
-        text = _read_outputs(path)
-        if text is None:
-            raise FileNotFoundError(f"no KNN batch transform output (*.out) at {path}")
         single = len(args.knn_output) == 1
         source = Source("fm-knn" if single else f"fm-knn ({path.name})", "fm-knn")
-        lists[source.name], sources[source.name] = read_knn_transform_output(text, n), source
+        text = _read_outputs(path)
+        if text is None:  # a failed row, as a batch job without output: the others still rank
+            failed.append(_no_output(source, f"no KNN batch transform output (*.out) under {path}"))
+            continue
+        recs = read_knn_transform_output(text, n)
+        if len(recs) != len(user_index):
+            failed.append(
+                _no_output(
+                    source,
+                    f"the KNN transform output has {len(recs)} lines for {len(user_index)} "
+                    "users: the transform did not score every user row",
+                )
+            )
+            continue
+        lists[source.name], sources[source.name] = recs, source
     given = {path.name for path in args.personalize_output}
     for path in args.personalize_output:
         source = context.personalize_source(path.name)
@@ -614,7 +625,8 @@ def run(args: argparse.Namespace) -> int:
     holdout, user_index, item_index = load_holdout(args.prepared, args.interactions)
     lists, sources, missing = collect_sources(args, context, user_index, item_index, max(k_values))
     context.failed = [*context.failed, *missing]
-    if args.recommendations_output is not None:
+    scored_knn = any(source.source == "fm-knn" for source in sources.values())
+    if args.recommendations_output is not None and scored_knn:
         publish_recommendations(args, user_index, item_index)
     results = evaluate_sources(holdout, lists, k_values)
     document = metrics_document(results, k_values, sources, context)

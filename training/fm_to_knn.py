@@ -23,6 +23,7 @@ import numpy as np
 
 from training import mxnet_ndarray, recordio
 
+MAX_SHARD_RECORDS = 1_000_000
 _NAMES = {
     "v": ("arg:v", "v", "arg:Linear_Plus_Bias_v", "Linear_Plus_Bias_v"),
     "w1": ("arg:w1_weight", "w1_weight", "arg:Linear_Plus_Bias_w1_weight"),
@@ -131,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--output", type=Path, default=Path("/opt/ml/processing/output"))
     parser.add_argument("--days", type=float, default=0.0)
+    parser.add_argument(
+        "--user-shards",
+        type=int,
+        default=1,
+        help="write the user queries in at least this many files: a batch transform spreads "
+        "its input over its instances by file, so one file keeps every instance but one idle",
+    )
     args = parser.parse_args(argv)
     manifest = json.loads((args.prepared / "manifest.json").read_text())
     params = read_fm_model(args.model, manifest["fm"]["feature_dim"])
@@ -138,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         params, manifest["users"], manifest["items"], days=args.days
     )
     recordio.write_shards(args.output / "knn" / "train", "items", items, labels)
-    recordio.write_shards(args.output / "knn" / "users", "users", users)
+    per_shard = max(1, min(MAX_SHARD_RECORDS, -(-len(users) // max(1, args.user_shards))))
+    recordio.write_shards(
+        args.output / "knn" / "users", "users", users, records_per_shard=per_shard
+    )
     summary = {"feature_dim": items.shape[1], "items": len(items), "users": len(users)}
     (args.output / "knn" / "manifest.json").write_text(json.dumps(summary, indent=2))
     print(f"fm_to_knn: {summary}")

@@ -51,8 +51,14 @@ SDK_GENERIC = [
     "S3.S3Exception",
     "CloudWatch.CloudWatchException",
 ]
-# Quotas (concurrent trainings, dataset groups) free up when other work ends: retry for longer.
-QUOTA = ["LimitExceededException", "Personalize.LimitExceededException"]
+# Quotas (concurrent trainings, dataset groups, SageMaker instances per job type) free up when
+# other work ends: retry for longer. SageMaker's is the modelled ResourceLimitExceeded (the
+# optimized integration's `SageMaker.<Code>Exception`; localaws/stepfunctions_errors.py).
+QUOTA = [
+    "LimitExceededException",
+    "Personalize.LimitExceededException",
+    "SageMaker.ResourceLimitExceededException",
+]
 # A parent not ACTIVE yet, an update racing a status change: the step is idempotent, so retry.
 NOT_READY = ["ResourceInUseException", "Personalize.ResourceInUseException"]
 

@@ -138,11 +138,10 @@ class FmKnnWorkflow(RunWorkflow):
                 "manifest", jsonata("$paths.prepared & 'manifest.json'"), f"{IN}/prepared"
             ),
         ]
-        arguments = [
-            "--model", f"{IN}/model/model.tar.gz",
-            "--prepared", f"{IN}/prepared",
-            "--output", OUT,
-        ]  # fmt: skip
+        arguments = jsonata(
+            f"['--model', '{IN}/model/model.tar.gz', '--prepared', '{IN}/prepared', "
+            f"'--output', '{OUT}', '--user-shards', $string({SAGEMAKER}.transformInstanceCount)]"
+        )
         return self.job(
             "Extract the KNN index",
             "fm-to-knn",
@@ -217,7 +216,8 @@ class FmKnnWorkflow(RunWorkflow):
             "beat the baseline)')}), '\\n')"
         )
         message = (
-            f"'recops {stack}: FM → KNN run ' & $run.runId & ' COMPLETE.\\n\\nLeaderboard (' & "
+            f"'recops {stack}: FM → KNN run ' & $run.runId & ' ' & $report.status & "
+            "'.\\n\\nLeaderboard (' & "
             f"$report.rankedBy & '):\\n' & {leaders} & '\\n\\nFM training job ' & $fm.job & "
             "': ' & $string($fm.metrics) & '\\nTop-K per user: ' & $paths.recommendations & "
             "'recommendations.jsonl (and .csv)\\nReport: ' & $paths.report & 'report.html"
@@ -225,14 +225,14 @@ class FmKnnWorkflow(RunWorkflow):
         )
         detail = (
             f"{{'stack': '{stack}', 'run': $run.runId, 'workflow': 'fm-knn', 'status': "
-            "'COMPLETE', 'report': $paths.report, 'recommendations': $paths.recommendations, "
+            "$report.status, 'report': $paths.report, 'recommendations': $paths.recommendations, "
             "'execution': $states.context.Execution.Id}"
         )
         publish, event = notify(
             self,
             "Finished",
             topic=self.uses.topic,
-            subject=f"'recops {stack} FM → KNN run ' & $run.runId & ': COMPLETE'",
+            subject=f"'recops {stack} FM → KNN run ' & $run.runId & ': ' & $report.status",
             message=message,
             detail=detail,
         )
@@ -247,4 +247,13 @@ class FmKnnWorkflow(RunWorkflow):
                 "'leader': $report.leaderboard[0].name}"
             ),
         )
-        return sfn.Chain.start(publish).next(event).next(done)
+        partial = sfn.Fail.jsonata(
+            self,
+            "FM → KNN not scored",
+            error="RecipesFailed",
+            cause=jsonata("$join($report.failed.(solution & ': ' & cause), '; ')"),
+        )
+        check = sfn.Choice.jsonata(self, "Scored?")
+        check.when(sfn.Condition.jsonata(jsonata("$report.status = 'COMPLETE'")), done)
+        check.otherwise(partial)
+        return sfn.Chain.start(publish).next(event).next(check)

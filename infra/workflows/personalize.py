@@ -19,10 +19,10 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra.workflows.core import RUN_SUFFIX, Guard, fail_with_failure, jsonata
-from infra.workflows.personalize_report import evaluate_states, execution_arns, finish_states
+from infra.workflows.personalize_report import evaluate_states, finish_states
 from infra.workflows.personalize_start import start_states
 from infra.workflows.personalize_steps import FAMILIES, PersonalizeSteps, owned_arns
-from infra.workflows.run import Resources, RunWorkflow
+from infra.workflows.run import Resources, RunWorkflow, execution_arns
 from recops.config import PipelineConfig
 
 __all__ = ["PersonalizeWorkflow", "Resources"]
@@ -41,7 +41,13 @@ class PersonalizeWorkflow(RunWorkflow):
         uses: Resources,
         fm_knn: sfn.IStateMachine | None = None,
     ) -> None:
-        super().__init__(scope, construct_id, config=config, uses=uses)
+        super().__init__(
+            scope,
+            construct_id,
+            config=config,
+            uses=uses,
+            child=None if fm_knn is None else (fm_knn, "$fmExecution"),
+        )
         if uses.steps is None or uses.personalize_role is None:
             raise ValueError("the Personalize workflow needs uses.steps and uses.personalize_role")
         self.fm_knn = fm_knn
@@ -68,10 +74,9 @@ class PersonalizeWorkflow(RunWorkflow):
                 "this stack's own resources (event trackers: their ARN is a service-made id).": [
                     arn for f in FAMILIES.values() for arn in owned_arns(self, f.arn_type, prefix)
                 ],
-                "The FM → KNN child runs of this run are polled by DescribeExecution on the "
-                "executions of the stack's own FM → KNN machine only.": (
-                    [] if fm_knn is None else [execution_arns(fm_knn)]
-                ),
+                "The FM → KNN child run is polled (DescribeExecution) and, when this run fails, "
+                "stopped (StopExecution) on the executions of the stack's own FM → KNN machine "
+                "only.": ([] if fm_knn is None else [execution_arns(fm_knn)]),
             }
         )
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_stepfunctions as sfn
 
 from infra.workflows import run_states
 from infra.workflows.core import LONG, Guard, bounded_poll, jsonata
 from infra.workflows.outcome import notify
+from infra.workflows.run import execution_arns
 from recops import prices
 
 if TYPE_CHECKING:
@@ -42,16 +42,6 @@ def evaluate_states(self: PersonalizeWorkflow) -> sfn.IChainable:
 
 FM_FAILED = "{'solution': 'fm-knn', 'error': $fmFailed.error, 'cause': $string($fmFailed.cause)}"
 FM_METRICS = "{'fm-knn': $fmOutput.fmTraining.metrics}"
-
-
-def execution_arns(machine: sfn.IStateMachine) -> str:
-    """The executions of `machine` (DescribeExecution's resource)."""
-    return Stack.of(machine).format_arn(
-        service="states",
-        resource="execution",
-        resource_name=f"{machine.state_machine_name}:*",
-        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-    )
 
 
 def wait_for_fm_knn(self: PersonalizeWorkflow) -> sfn.Chain:

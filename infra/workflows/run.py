@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -15,6 +15,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra import layout
@@ -25,6 +26,16 @@ from infra.workflows.core import RUN_SUFFIX, Guard, jsonata
 from infra.workflows.outcome import failure_path
 from recops import names
 from recops.config import PipelineConfig
+
+
+def execution_arns(machine: sfn.IStateMachine) -> str:
+    """The executions of `machine` (DescribeExecution's and StopExecution's resource)."""
+    return Stack.of(machine).format_arn(
+        service="states",
+        resource="execution",
+        resource_name=f"{machine.state_machine_name}:*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
 
 
 @dataclass(frozen=True)
@@ -45,7 +56,9 @@ class Resources:
 
 class RunWorkflow(Construct):
     """A run's machine. `failure_record` names the file a failure writes under runs/<run>/ (a
-    child run shares its parent's run id, so it writes its own)."""
+    child run shares its parent's run id, so it writes its own); `child`: a machine this one
+    starts without waiting, and the variable holding that execution's ARN, stopped when this
+    run fails so that nothing trains on for nobody."""
 
     def __init__(
         self,
@@ -55,6 +68,7 @@ class RunWorkflow(Construct):
         config: PipelineConfig,
         uses: Resources,
         failure_record: str = "failure.json",
+        child: tuple[sfn.IStateMachine, str] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.config, self.uses = config, uses
@@ -67,7 +81,31 @@ class RunWorkflow(Construct):
             stack=config.prefix,
             record=failure_record,
         )
+        if child is not None:
+            self.failed = self._stop_child_first(*child)
         self.guard = Guard(self.failed, retry_on_not_ready=True)
+
+    def _stop_child_first(self, machine: sfn.IStateMachine, variable: str) -> sfn.IChainable:
+        running = f"$exists({variable}) and {variable} != null"
+        stop = tasks.CallAwsService.jsonata(
+            self,
+            "Failure: stop the child run",
+            service="sfn",
+            action="stopExecution",
+            iam_action="states:StopExecution",
+            iam_resources=[execution_arns(machine)],
+            parameters={
+                "ExecutionArn": jsonata(variable),
+                "Cause": jsonata("'its parent run failed: ' & $failure.state"),
+            },
+            outputs=jsonata("$states.input"),
+        )
+        stop.add_retry(errors=["States.ALL"], max_attempts=2)
+        stop.add_catch(self.failed, errors=["States.ALL"])  # a child already ended: go on
+        stop.next(self.failed)
+        choice = sfn.Choice.jsonata(self, "Failure: a child running?")
+        choice.when(sfn.Condition.jsonata(jsonata(running)), stop).otherwise(self.failed)
+        return choice
 
     def job(self, name: str, label: str, **kwargs: Any) -> sfn.CustomState:
         """`python3 -m training.<module>` as this run's processing job named by `label`."""

@@ -149,7 +149,7 @@ class Faults:
 
     throttle_next: int = 0
     throttle_only: str | None = None  # the operation throttled (None: any)
-    fail_solution_versions: list[str] = field(default_factory=list)  # reasons, used in order
+    fail: dict[str, list[str]] = field(default_factory=dict)  # family -> reasons, used in order
     slow: dict[str, float] = field(default_factory=dict)  # family -> extra seconds, next one
 
     def throttle(self, calls: int, operation: str | None = None) -> None:
@@ -157,9 +157,16 @@ class Faults:
         fail with ThrottlingException."""
         self.throttle_next, self.throttle_only = int(calls), operation
 
+    def fail_next(self, family: str, reason: str = "InternalServerError") -> None:
+        """The next resource of this family (e.g. datasetImportJob) ends CREATE FAILED with this
+        reason."""
+        if family not in FAMILIES:
+            raise ValueError(f"unknown Personalize resource {family!r}; one of {sorted(FAMILIES)}")
+        self.fail.setdefault(family, []).append(reason)
+
     def fail_next_solution_version(self, reason: str = "InternalServerError") -> None:
         """The next solution version created ends CREATE FAILED with this reason."""
-        self.fail_solution_versions.append(reason)
+        self.fail_next("solutionVersion", reason)
 
     def slow_next(self, family: str, seconds: float) -> None:
         """The next resource of this family (e.g. solutionVersion) takes this much longer."""
@@ -313,8 +320,8 @@ class PersonalizeBackend:
                     (start + life.pending, CREATE_IN_PROGRESS),
                     (start + life.pending + working, ACTIVE),
                 )
-                if family_name == "solutionVersion" and self.faults.fail_solution_versions:
-                    resource.planned_failure = self.faults.fail_solution_versions.pop(0)
+                if self.faults.fail.get(family_name):
+                    resource.planned_failure = self.faults.fail[family_name].pop(0)
                 self._settle(resource)
             self.resources[resource.arn] = resource
             return resource

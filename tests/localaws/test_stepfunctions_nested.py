@@ -201,7 +201,32 @@ def s3_put_object_writes_a_string_body_as_is(account):
     assert json.loads(s3.get_object(Bucket="bodies", Key="json")["Body"].read()) == {"a": 1}
 
 
+STOP = "https://docs.aws.amazon.com/step-functions/latest/apireference/API_StopExecution.html"
+
+
+def stop_execution_answers_its_stop_date_and_keeps_the_cause(account):
+    """stopDate is a required member of StopExecution's output; error and cause are kept."""
+    waiting = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}}
+    sfn = account.client("stepfunctions")
+    started = sfn.start_execution(stateMachineArn=create(account, waiting), input="{}")
+    stopped = sfn.stop_execution(
+        executionArn=started["executionArn"], error="Parent.Failed", cause="its parent failed"
+    )
+    assert stopped["stopDate"] is not None
+    described = finished(account, started["executionArn"])
+    assert described["status"] == "ABORTED"
+    assert (described.get("error"), described.get("cause")) == (
+        "Parent.Failed",
+        "its parent failed",
+    )
+
+
 @rows(
+    Behaviour(
+        "stop-execution-stop-date-and-cause",
+        STOP,
+        stop_execution_answers_its_stop_date_and_keeps_the_cause,
+    ),
     Behaviour("start-execution-sync2-output", NESTED, sync2_returns_the_child_output_as_json),
     Behaviour(
         "start-execution-sync-output-string", NESTED, sync_returns_the_child_output_as_a_string

@@ -41,7 +41,9 @@ def path(by_name: dict, start: str, choose: dict[str, str] | None = None) -> lis
 
 
 def test_a_run_alone_prepares_trains_extracts_indexes_scores_and_evaluates(definition, by_name):
-    visited = path(by_name, definition["StartAt"])
+    scored = by_name["Scored?"]["Choices"][0]
+    assert scored["Condition"] == "{% $report.status = 'COMPLETE' %}"
+    visited = path(by_name, definition["StartAt"], choose={"Scored?": scored["Next"]})
     ordered = [
         "Plan the run",
         "Lay out the run",

@@ -166,3 +166,30 @@ def test_a_failing_child_leaves_the_personalize_run_partial(deployed, first_run)
     told = deployed.notifications(run, timeout=5, drain=True)
     assert len(told) == 1  # the parent's PARTIAL; the child's failure is not announced apart
     assert "PARTIAL" in told[0]
+
+
+def test_a_failing_parent_stops_its_child(deployed, first_run):
+    """Nothing trains on for nobody: the parent's failure path stops the FM → KNN child. The
+    parent's import fails minutes after it started its child, while the child's FM trains."""
+    import time
+
+    from localaws.personalize import backend_for
+
+    faults = backend_for(region=deployed.account.region).faults
+    faults.fail_next("datasetImportJob", "Input CSV is missing the ITEM_ID column")
+    run = deployed.run({"config": small_config()})
+    assert run["status"] == "FAILED"
+    assert run["error"] == "ResourceFailed"
+    assert "missing the ITEM_ID column" in run["cause"]
+    run_id = run["executionArn"][-12:]
+    machine = deployed.outputs["FmKnnStateMachineArn"]
+    deadline, child = time.monotonic() + 30, None
+    while time.monotonic() < deadline:  # a stopped execution ends asynchronously
+        listed = deployed.sfn.list_executions(stateMachineArn=machine)["executions"]
+        [child] = [e for e in listed if e["name"].startswith(run_id)]
+        if child["status"] != "RUNNING":
+            break
+        time.sleep(0.2)
+    assert child["status"] == "ABORTED"
+    described = deployed.sfn.describe_execution(executionArn=child["executionArn"])
+    assert "its parent run failed" in described["cause"]

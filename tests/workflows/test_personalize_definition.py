@@ -8,7 +8,12 @@ from tests.workflows.definitions import machines, states
 
 # Tasks on the failure path retry anything briefly and then end the run: they may not loop
 # into the failure path that they are part of.
-FAILURE_PATH = {"Record the failure", "Failure: notify", "Failure: event"}
+FAILURE_PATH = {
+    "Failure: stop the child run",
+    "Record the failure",
+    "Failure: notify",
+    "Failure: event",
+}
 THROTTLING = {
     "ThrottlingException",
     "Personalize.ThrottlingException",
