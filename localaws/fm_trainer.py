@@ -87,7 +87,8 @@ class _LazyAdam:
 
     Every pass is in place over the touched rows: the gradient is scaled by (1 - beta1) once,
     so the second moment is kept divided by (1 - beta2) / (1 - beta1)^2 and the step's
-    constants absorb that factor."""
+    constants absorb that factor. One learning rate for every column (the usual case) folds into
+    the step's scalar; different ones for V and w cost a multiply per column block."""
 
     BETA1, BETA2, EPSILON = 0.9, 0.999, 1e-8
     _SECOND_MOMENT_SCALE = (1 - BETA2) / (1 - BETA1) ** 2
@@ -95,6 +96,8 @@ class _LazyAdam:
     def __init__(self, param: np.ndarray, lr: float | np.ndarray):
         """lr: one rate, or one per column of param."""
         self.param, self.lr = param, lr
+        rates = np.unique(np.asarray(lr, np.float64))
+        self._scalar_lr = float(rates[0]) if len(rates) == 1 else None
         self.mean = np.zeros_like(param)
         self.variance = np.zeros_like(param)  # second moment / _SECOND_MOMENT_SCALE
         self.t = 0
@@ -102,47 +105,116 @@ class _LazyAdam:
     def step(self, rows: np.ndarray | slice, value: np.ndarray, grad: np.ndarray) -> None:
         """value: param[rows] as gathered for the forward pass; grad: its gradient, weight
         decay included (both consumed)."""
+        grad *= self.GRADIENT_SCALE
+        self.step_prescaled(rows, value, grad)
+
+    GRADIENT_SCALE = 1 - BETA1
+
+    def step_prescaled(self, rows: np.ndarray | slice, value: np.ndarray, grad: np.ndarray) -> None:
+        """step() for a gradient already multiplied by GRADIENT_SCALE (the trainer folds it
+        into the per-row and per-record factors of the gradient: one pass fewer)."""
         self.t += 1
         root = math.sqrt(self._SECOND_MOMENT_SCALE)
         bias_correction = math.sqrt(1 - self.BETA2**self.t) / (1 - self.BETA1**self.t)
-        grad *= 1 - self.BETA1
-        mean = self.mean[rows]
+        mean = _gather(self.mean, rows)
         mean *= self.BETA1
         mean += grad
-        variance = self.variance[rows]
+        variance = _gather(self.variance, rows)
         variance *= self.BETA2
-        grad *= grad
+        np.square(grad, out=grad)
         variance += grad
         step = np.sqrt(variance, out=grad)
         step += self.EPSILON / root
         np.divide(mean, step, out=step)
-        step *= self.lr * bias_correction / root
+        scale = bias_correction / root
+        if self._scalar_lr is not None:
+            step *= self._scalar_lr * scale
+        else:
+            step *= self.lr * scale
         value -= step
         self.mean[rows], self.variance[rows], self.param[rows] = mean, variance, value
 
 
+class _ScalarAdam:
+    """_LazyAdam's update for one number (the bias), in Python floats: a dozen numpy calls
+    on a one-element array cost more per mini-batch than this whole step."""
+
+    def __init__(self, lr: float):
+        self.lr, self.mean, self.variance, self.t = lr, 0.0, 0.0, 0
+
+    def step(self, value: float, grad: float) -> float:
+        """The new value."""
+        adam = _LazyAdam
+        self.t += 1
+        self.mean = adam.BETA1 * self.mean + (1 - adam.BETA1) * grad
+        self.variance = adam.BETA2 * self.variance + (1 - adam.BETA2) * grad * grad
+        bias_correction = math.sqrt(1 - adam.BETA2**self.t) / (1 - adam.BETA1**self.t)
+        return value - self.lr * bias_correction * self.mean / (
+            math.sqrt(self.variance) + adam.EPSILON
+        )
+
+
+def _gather(array: np.ndarray, rows: np.ndarray | slice) -> np.ndarray:
+    """array[rows] as a new array (np.take is faster than fancy indexing for row lists)."""
+    return np.take(array, rows, axis=0) if isinstance(rows, np.ndarray) else array[rows].copy()
+
+
+try:  # scipy's own sparse-times-dense kernels, called on the batch's arrays directly
+    from scipy.sparse._sparsetools import csc_matvecs, csr_matvecs
+except ImportError:  # pragma: no cover - a scipy that moved them: the public (slower) path
+    csc_matvecs = csr_matvecs = None
+
+
 @dataclass
 class _Batch:
-    """A mini-batch restricted to the feature columns it touches.
+    """A mini-batch restricted to the feature columns it touches, as CSR arrays over those
+    columns: per stored value its row in the batch, its column among `columns`, the value and
+    its square; `indptr` where each row starts.
 
-    Per stored value: its row in the batch and its column among `columns`; `x` is the batch as
-    (rows x columns) CSR. Its transpose is kept as CSR arrays (values ordered by column), built
-    scaled by each row's error when the gradient needs it (no scipy transpose).
-    """
+    The products with the batch use scipy's CSR/CSC kernels on these arrays: at ~3,000 values
+    building a scipy matrix costs as much as the product itself, and X^T needs no transpose
+    (the CSR arrays of X are the CSC arrays of X^T)."""
 
     row: np.ndarray
     column: np.ndarray
     value: np.ndarray
+    squared: np.ndarray
+    indptr: np.ndarray
     columns: np.ndarray  # feature ids, ascending
-    x: sp.csr_matrix
-    row_by_column: np.ndarray  # the rows of the values, ordered by column
-    value_by_column: np.ndarray
-    column_ptr: np.ndarray  # where each column starts in that order
 
-    def transposed_times(self, scale: np.ndarray) -> sp.csr_matrix:
-        """X^T diag(scale), as CSR: one product per stored value, not per factor."""
-        data = self.value_by_column * scale[self.row_by_column]
-        return sp.csr_matrix((data, self.row_by_column, self.column_ptr), self.x.shape[::-1])
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.indptr) - 1, len(self.columns)
+
+    @property
+    def x(self) -> sp.csr_matrix:
+        return sp.csr_matrix((self.value, self.column, self.indptr), shape=self.shape)
+
+    def times(self, dense: np.ndarray) -> np.ndarray:
+        """X @ dense (dense: float32, one row per column of the batch)."""
+        out = np.zeros((self.shape[0], dense.shape[1]), np.float32)
+        if csr_matvecs is None:
+            out += self.x @ dense
+        else:
+            csr_matvecs(
+                *self.shape, dense.shape[1], self.indptr, self.column, self.value, dense, out
+            )
+        return out
+
+    def add_transposed_times(self, scale: np.ndarray, dense: np.ndarray, out: np.ndarray) -> None:
+        """out += X^T diag(scale) @ dense: one product per stored value, not per factor."""
+        data = self.value * scale[self.row]
+        if csc_matvecs is None:
+            out += sp.csc_matrix((data, self.column, self.indptr), shape=self.shape[::-1]) @ dense
+        else:
+            size, n_columns = self.shape
+            csc_matvecs(n_columns, size, dense.shape[1], self.indptr, self.column, data, dense, out)
+
+    def transposed_times(self, scale: np.ndarray) -> np.ndarray:
+        """X^T diag(scale), dense (a check of the product the gradient uses)."""
+        out = np.zeros(self.shape[::-1], np.float32)
+        self.add_transposed_times(scale, np.eye(self.shape[0], dtype=np.float32), out)
+        return out
 
 
 BATCHES_PER_GROUP = 64  # mini-batches laid out together: fewer, larger numpy calls
@@ -171,7 +243,8 @@ def _batches(
 
 @dataclass
 class _Group:
-    """Consecutive mini-batches of `size` rows, laid out with one gather and one sort."""
+    """Consecutive mini-batches of `size` rows, laid out together: one gather of their values,
+    one pass to find each batch's distinct features."""
 
     rows: np.ndarray
     size: int
@@ -179,8 +252,7 @@ class _Group:
     row: np.ndarray  # per value: its row within its batch
     column: np.ndarray  # per value: its column among its batch's columns
     value: np.ndarray
-    by_column: np.ndarray  # value order by (batch, feature)
-    unique_at: np.ndarray  # where each (batch, feature) starts in that order
+    squared: np.ndarray
     unique_start: np.ndarray  # each batch's first (batch, feature)
     feature_at: np.ndarray  # the feature of each (batch, feature)
 
@@ -188,57 +260,65 @@ class _Group:
     def lay_out(cls, features: sp.csr_matrix, rows: np.ndarray, size: int) -> _Group:
         starts = features.indptr[rows].astype(np.int64)
         counts = features.indptr[rows + 1] - starts
-        row_start = np.zeros(len(rows) + 1, np.int64)
+        row_start = np.zeros(len(rows) + 1, np.int32)
         np.cumsum(counts, out=row_start[1:])
         n_values = int(row_start[-1])
         positions = np.repeat(starts - row_start[:-1], counts) + np.arange(n_values)
         feature, value = features.indices[positions], features.data[positions]
-        row = np.repeat(np.arange(len(rows)), counts)
+        row = np.repeat(np.arange(len(rows), dtype=np.int32), counts)
         batch = row // size
-        # values by (batch, feature): each batch's values keep their range, ordered by feature
-        key = batch * features.shape[1] + feature
-        by_key = np.argsort(key)
-        sorted_key = key[by_key]
-        sorted_batch = batch[by_key]
-        new = np.ones(n_values, bool)
-        new[1:] = sorted_key[1:] != sorted_key[:-1]
-        unique_at = np.flatnonzero(new)
         n_batches = -(-len(rows) // size)
-        unique_start = np.searchsorted(sorted_batch[unique_at], np.arange(n_batches + 1))
-        column = np.empty(n_values, np.int64)
-        column[by_key] = np.cumsum(new) - 1 - unique_start[sorted_batch]
-        feature_at = sorted_key[unique_at] - sorted_batch[unique_at] * features.shape[1]
-        local_row = row - batch * size
+        # each batch's distinct features, ascending, and each value's place among them
+        key = batch.astype(np.int64) * features.shape[1] + feature
+        unique_key, place = _distinct(key, n_batches * features.shape[1])
+        unique_batch = unique_key // features.shape[1]
+        unique_start = np.searchsorted(unique_batch, np.arange(n_batches + 1))
+        column = (place - unique_start[batch]).astype(np.int32)
+        feature_at = unique_key - unique_batch * features.shape[1]
+        value = value.astype(np.float32)
         return cls(
             rows,
             size,
             row_start,
-            local_row,
+            row - batch * size,
             column,
             value,
-            by_key,
-            unique_at,
+            value * value,
             unique_start,
             feature_at,
         )
 
     def batches(self) -> Iterator[tuple[np.ndarray, _Batch]]:
-        row_by_column, value_by_column = self.row[self.by_column], self.value[self.by_column]
+        """Each batch's dataset rows and its arrays (views into the group's)."""
         for b in range(len(self.unique_start) - 1):
             first, last = b * self.size, min(b * self.size + self.size, len(self.rows))
             v0, v1 = int(self.row_start[first]), int(self.row_start[last])
             u0, u1 = int(self.unique_start[b]), int(self.unique_start[b + 1])
-            values = (self.row[v0:v1], self.column[v0:v1], self.value[v0:v1])
-            x = sp.csr_matrix(
-                (values[2], values[1], self.row_start[first : last + 1] - v0),
-                shape=(last - first, u1 - u0),
+            yield (
+                self.rows[first:last],
+                _Batch(
+                    self.row[v0:v1],
+                    self.column[v0:v1],
+                    self.value[v0:v1],
+                    self.squared[v0:v1],
+                    self.row_start[first : last + 1] - np.int32(v0),
+                    self.feature_at[u0:u1],
+                ),
             )
-            transposed = (
-                row_by_column[v0:v1],
-                value_by_column[v0:v1],
-                np.append(self.unique_at[u0:u1], v1) - v0,
-            )
-            yield self.rows[first:last], _Batch(*values, self.feature_at[u0:u1], x, *transposed)
+
+
+def _distinct(key: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct keys, ascending, and each key's place among them (np.unique's result):
+    by marking a table of all n_keys when that is not much larger than the keys (a few
+    linear passes), else by sorting."""
+    if n_keys > 8 * len(key) + (1 << 16):
+        return np.unique(key, return_inverse=True)
+    present = np.zeros(n_keys, bool)
+    present[key] = True
+    distinct = np.flatnonzero(present)
+    place = np.empty(n_keys, np.int32)  # read only where present
+    place[distinct] = np.arange(len(distinct), dtype=np.int32)
+    return distinct, place[key]
 
 
 @dataclass
@@ -250,7 +330,7 @@ class _Model:
     weights: np.ndarray  # [:, :factors] = v, [:, factors] = w
     bias: np.ndarray  # (1,) float64
     weights_opt: _LazyAdam
-    bias_opt: _LazyAdam
+    bias_opt: _ScalarAdam
     factors_wd: float
     linear_wd: float
     bias_wd: float
@@ -267,7 +347,7 @@ class _Model:
             weights,
             bias_array,
             _LazyAdam(weights, column_lr),
-            _LazyAdam(bias_array, hp.bias_lr),
+            _ScalarAdam(hp.bias_lr),
             hp.factors_wd,
             hp.linear_wd,
             hp.bias_wd,
@@ -302,60 +382,75 @@ def train(
     model = _Model.initial(hp, rng, np.log(mean / (1 - mean)) if binary and 0 < mean < 1 else mean)
     features = sp.csr_matrix(features, dtype=np.float32)
     n = features.shape[0]
+    scores = np.empty(n)
     for epoch in range(hp.epochs):
         order = rng.permutation(n)
-        total = 0.0
+        targets = y[order]
+        done = 0
         for rows, batch in _batches(features, order, hp.mini_batch_size):
-            total += _step(batch, y[rows], model, binary)
+            scores[done : done + len(rows)] = _step(
+                batch, targets[done : done + len(rows)], model, binary
+            )
+            done += len(rows)
+        total = _loss_sum(scores, targets, binary)
         name = "binary_classification_cross_entropy" if binary else "rmse"
         value = total / max(n, 1) if binary else float(np.sqrt(total / max(n, 1)))
         log(f"#quality_metric: host=algo-1, epoch={epoch}, train {name} <loss>={value:.6f}")
     return model.params()
 
 
-def _step(batch: _Batch, targets: np.ndarray, model: _Model, binary: bool) -> float:
-    """One mini-batch: gradients of the rows it touches, then their updates; its loss sum."""
+def _loss_sum(score: np.ndarray, targets: np.ndarray, binary: bool) -> float:
+    """Summed logistic loss, log(1 + e^score) - y score, or squared error (float64)."""
+    if binary:
+        return float((np.logaddexp(0.0, score) - targets * score).sum())
+    error = score - targets
+    return float(error @ error)
+
+
+def _step(batch: _Batch, targets: np.ndarray, model: _Model, binary: bool) -> np.ndarray:
+    """One mini-batch: gradients of the rows it touches, then their updates; its scores."""
     weights = np.take(model.weights, batch.columns, axis=0)
-    loss, grad, bias_grad = _gradients(batch, targets, weights, model, binary)
-    model.bias_opt.step(slice(None), model.bias.copy(), bias_grad)
-    model.weights_opt.step(batch.columns, weights, grad)
-    return loss
+    score, grad, bias_grad = _gradients(
+        batch, targets, weights, model, binary, _LazyAdam.GRADIENT_SCALE
+    )
+    model.bias[0] = model.bias_opt.step(model.bias[0], bias_grad / _LazyAdam.GRADIENT_SCALE)
+    model.weights_opt.step_prescaled(batch.columns, weights, grad)
+    return score
 
 
 def _gradients(
-    batch: _Batch, targets: np.ndarray, weights: np.ndarray, model: _Model, binary: bool
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """The batch's loss sum, and the gradients of its mean loss (weight decay included) for
-    the touched rows of [V | w] and for the bias.
+    batch: _Batch,
+    targets: np.ndarray,
+    weights: np.ndarray,
+    model: _Model,
+    binary: bool,
+    scale: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The batch's scores (before the update), and the gradients of its mean loss (weight
+    decay included) for the touched rows of [V | w] and for the bias, times `scale` (folded
+    into the per-record and per-row factors, so it costs no pass over the rows).
 
     score = bias + x.w + 0.5 (|x V|^2 - sum_j x_j^2 |v_j|^2); with error e = d loss / d score,
     the gradient of row j of [V | w] is sum_i e_i x_ij [x_i V - x_ij v_j | 1].
     """
-    k, size = model.factors, batch.x.shape[0]
-    # whole rows of [V | w] at a time (contiguous), the w column's share taken back out
-    w_rows = weights[:, k]
-    xw = batch.x @ weights  # [x V | x.w]
+    k, size = model.factors, batch.shape[0]
+    xw = batch.times(weights)  # [x V | x.w]
     linear = xw[:, k].copy()
-    norms = np.einsum("ij,ij->i", weights, weights) - w_rows * w_rows  # |v_j|^2
-    squared = batch.value * batch.value
-    self_terms = np.bincount(batch.row, squared * norms[batch.column], minlength=size)
-    pairs = np.einsum("ij,ij->i", xw, xw) - linear * linear  # |x V|^2
+    xw[:, k] = 0.0
+    norms = np.einsum("ij,ij->i", weights, weights) - weights[:, k] * weights[:, k]  # |v_j|^2
+    self_terms = np.bincount(batch.row, batch.squared * norms[batch.column], minlength=size)
+    pairs = np.einsum("ij,ij->i", xw, xw)  # |x V|^2
     score = model.bias[0] + linear + 0.5 * (pairs - self_terms)
-    if binary:  # logistic loss: log(1 + e^score) - y score
-        loss = float((np.logaddexp(0.0, score) - targets * score).sum())
-        error = expit(score) - targets
-    else:
-        error = score - targets
-        loss = float(error @ error)
-    error = (error / size).astype(np.float32)  # gradients of the batch mean
+    error = expit(score) - targets if binary else score - targets  # logistic / squared
+    error = (error * (scale / size)).astype(np.float32)  # gradients of the batch mean
+    self_grad = np.bincount(batch.column, batch.squared * error[batch.row], minlength=len(weights))
+    shrink = (scale * model.factors_wd - self_grad).astype(np.float32)
+    grad = weights * shrink[:, None]
+    grad[:, k] = weights[:, k] * (scale * model.linear_wd)  # w: no self term, its own decay
     xw[:, k] = 1.0
-    grad = batch.transposed_times(error) @ xw
-    self_grad = np.bincount(batch.column, squared * error[batch.row], minlength=len(weights))
-    shrink = (self_grad - model.factors_wd).astype(np.float32)
-    grad -= weights * shrink[:, None]
-    grad[:, k] += w_rows * (shrink + model.linear_wd)  # w has no self term, its own decay
-    bias_grad = error.sum(dtype=np.float64) + model.bias_wd * model.bias
-    return loss, grad, bias_grad
+    batch.add_transposed_times(error, xw, grad)
+    bias_grad = float(error.sum(dtype=np.float64)) + scale * model.bias_wd * float(model.bias[0])
+    return score, grad, bias_grad
 
 
 def evaluate(

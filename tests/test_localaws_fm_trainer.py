@@ -35,7 +35,7 @@ def test_batches_cover_the_epoch_in_order_with_local_columns(monkeypatch):
         np.testing.assert_array_equal(batch.x.toarray(), block[:, batch.columns].toarray())
         scale = np.random.default_rng(2).random(len(rows)).astype(np.float32)
         np.testing.assert_allclose(
-            batch.transposed_times(scale).toarray(), (batch.x.toarray() * scale[:, None]).T
+            batch.transposed_times(scale), (batch.x.toarray() * scale[:, None]).T, rtol=1e-6
         )
         seen.append(rows)
     np.testing.assert_array_equal(np.concatenate(seen), order)
@@ -75,9 +75,15 @@ def test_gradients_match_finite_differences(binary):
     model.weights[:] = rng.normal(0, 0.5, model.weights.shape)
     _, batch = next(fm_trainer._batches(features, np.arange(50), 50))
     weights = np.take(model.weights, batch.columns, axis=0)
-    loss, grad, bias_grad = fm_trainer._gradients(
+    score, grad, bias_grad = fm_trainer._gradients(
         batch, targets.astype(np.float32), weights.copy(), model, binary
     )
+    loss = fm_trainer._loss_sum(score, targets, binary)
+    _, scaled, scaled_bias = fm_trainer._gradients(
+        batch, targets.astype(np.float32), weights.copy(), model, binary, scale=0.1
+    )
+    np.testing.assert_allclose(scaled, 0.1 * grad, rtol=1e-5, atol=1e-9)
+    assert scaled_bias == pytest.approx(0.1 * bias_grad)
     v = model.weights[:, :3].astype(np.float64)
     w = model.weights[:, 3].astype(np.float64)
 
@@ -99,7 +105,7 @@ def test_gradients_match_finite_differences(binary):
             numeric = (objective(*up, 0.3)[0] - objective(*down, 0.3)[0]) / (2 * step)
             assert grad[local, factor] == pytest.approx(numeric, rel=2e-3, abs=1e-6)
     numeric_bias = (objective(v, w, 0.3 + step)[0] - objective(v, w, 0.3 - step)[0]) / (2 * step)
-    assert bias_grad[0] == pytest.approx(numeric_bias, rel=1e-4)
+    assert bias_grad == pytest.approx(numeric_bias, rel=1e-4)
     assert expected_mean > 0
 
 
@@ -112,6 +118,15 @@ def test_lazy_adam_moves_only_the_touched_rows():
     np.testing.assert_allclose(param[rows], [[0.9, 1.1], [0.9, 1.0]], rtol=1e-5)
     np.testing.assert_array_equal(param[[0, 2, 4]], 1)
     np.testing.assert_array_equal(adam.mean[[0, 2, 4]], 0)
+
+
+def test_scalar_adam_steps_as_lazy_adam_on_one_number():
+    param = np.array([0.5])
+    lazy, scalar, value = fm_trainer._LazyAdam(param, 0.05), fm_trainer._ScalarAdam(0.05), 0.5
+    for grad in (0.3, -1.2, 0.0, 2.5, -0.01):
+        lazy.step(slice(None), param.copy(), np.array([grad]))
+        value = scalar.step(value, grad)
+        assert value == pytest.approx(param[0], rel=1e-12)
 
 
 def test_training_learns_which_items_a_user_takes():
