@@ -383,10 +383,16 @@ def write_batch_input(prepared: Prepared, directory: Path) -> int:
 
 
 def write_outputs(prepared: Prepared, locations: Locations, options: PrepOptions) -> dict:
+    """Every output. The CSV tables are written in a second thread while the FM channels are
+    built: the FM records' sampling and one-hot steps use one core, the CSV writer the other."""
     indexed = prepared.indexed
     frame = indexed.frame
-    fm = _write_fm(prepared, locations.output, options)
-    schema = write_tables(prepared, locations.output, locations.personalize)
+    with ThreadPoolExecutor(max_workers=1) as tables:
+        schema_written = tables.submit(
+            write_tables, prepared, locations.output, locations.personalize
+        )
+        fm = _write_fm(prepared, locations.output, options)
+        schema = schema_written.result()
     batch_users = write_batch_input(prepared, locations.batch_input)
     log(f"batch input: {batch_users:,} users with a held-out interaction")
     n_train = int((~prepared.is_holdout).sum())
