@@ -1,5 +1,6 @@
-"""The local FM trainer's vectorised pieces: the mini-batch layout, the gradients (against finite
-differences of a plain dense FM), training itself and the container-style command line."""
+"""The local FM trainer's compiled pieces: a mini-batch's records and touched rows, the gradients
+(against finite differences of a plain dense FM), lazy Adam, training itself and the
+container-style command line."""
 
 import json
 
@@ -23,23 +24,29 @@ def _features(rows=300, columns=40, seed=0):
     return matrix
 
 
-def test_batches_cover_the_epoch_in_order_with_local_columns(monkeypatch):
-    monkeypatch.setattr(fm_trainer, "BATCHES_PER_GROUP", 3)  # several groups, a short last one
+def _gathered(features, order, first, last):
+    """The compiled loop's copy of records order[first:last] and their touched rows."""
+    indptr, indices, data = fm_trainer._csr_arrays(features)
+    most = int(np.diff(indptr).max()) * (last - first)
+    ptr, idx, val, local, columns, *_ = fm_trainer._scratch(
+        features.shape[1], 2, last - first, most
+    )
+    fm_trainer._gather(indptr, indices, data, order, first, last, ptr, idx, val)
+    touched = fm_trainer._touch(ptr, idx, last - first, local, columns)
+    return (ptr, idx, val), local, columns[:touched]
+
+
+def test_a_batch_is_its_records_with_each_feature_numbered_once():
     features = _features(1000)
     order = np.random.default_rng(1).permutation(1000)
-    seen = []
-    for rows, batch in fm_trainer._batches(features, order, 64):
-        block = features[rows]
-        assert set(batch.columns) == set(block.indices)
-        assert (np.diff(batch.columns) > 0).all()
-        np.testing.assert_array_equal(batch.x.toarray(), block[:, batch.columns].toarray())
-        scale = np.random.default_rng(2).random(len(rows)).astype(np.float32)
-        np.testing.assert_allclose(
-            batch.transposed_times(scale).toarray(), (batch.x.toarray() * scale[:, None]).T
-        )
-        seen.append(rows)
-    np.testing.assert_array_equal(np.concatenate(seen), order)
-    assert len(seen) == -(-1000 // 64)
+    (ptr, idx, val), local, columns = _gathered(features, order, 128, 192)
+    block = features[order[128:192]]
+    np.testing.assert_array_equal(ptr[:65], block.indptr)
+    np.testing.assert_array_equal(idx[: block.nnz], block.indices)
+    np.testing.assert_array_equal(val[: block.nnz], block.data)
+    assert sorted(columns) == sorted(set(block.indices))
+    np.testing.assert_array_equal(local[columns], np.arange(len(columns)))
+    assert (np.delete(local, columns) == -1).all()
 
 
 def _dense_loss(features, targets, v, w, bias, hp, columns, binary):
@@ -73,21 +80,25 @@ def test_gradients_match_finite_differences(binary):
     )
     model = fm_trainer._Model.initial(hp, rng, 0.3)
     model.weights[:] = rng.normal(0, 0.5, model.weights.shape)
-    _, batch = next(fm_trainer._batches(features, np.arange(50), 50))
-    weights = np.take(model.weights, batch.columns, axis=0)
-    loss, grad, bias_grad = fm_trainer._gradients(
-        batch, targets.astype(np.float32), weights.copy(), model, binary
-    )
+    batch, local, columns = _gathered(features, np.arange(50), 0, 50)
+    xw, score = np.zeros((50, 4), np.float32), np.zeros(50)
+    fm_trainer._forward(*batch, 50, model.weights, 0.3, xw, score)
+    loss = fm_trainer._loss_sum(score, targets, binary)
+    error = ((1 / (1 + np.exp(-score)) if binary else score) - targets) / 50
+    grad = np.zeros((len(columns), 4), np.float32)
+    fm_trainer._row_gradients(*batch, 50, model.weights, local, len(columns), error, xw, grad)
+    grad += model.decay * model.weights[columns]  # as _adam_rows adds it
+    bias_grad = error.sum() + hp.bias_wd * 0.3  # as _epoch adds it
     v = model.weights[:, :3].astype(np.float64)
     w = model.weights[:, 3].astype(np.float64)
 
     def objective(v, w, bias):
-        return _dense_loss(features, targets, v, w, bias, hp, batch.columns, binary)
+        return _dense_loss(features, targets, v, w, bias, hp, columns, binary)
 
     expected_mean, expected_sum = objective(v, w, 0.3)
     assert loss == pytest.approx(expected_sum, rel=1e-5)
     step = 1e-6
-    for local, feature in enumerate(batch.columns):
+    for local_row, feature in enumerate(columns):
         for factor in range(4):  # three factors, then w
             up, down = (v.copy(), w.copy()), (v.copy(), w.copy())
             if factor < 3:
@@ -97,21 +108,39 @@ def test_gradients_match_finite_differences(binary):
                 up[1][feature] += step
                 down[1][feature] -= step
             numeric = (objective(*up, 0.3)[0] - objective(*down, 0.3)[0]) / (2 * step)
-            assert grad[local, factor] == pytest.approx(numeric, rel=2e-3, abs=1e-6)
+            assert grad[local_row, factor] == pytest.approx(numeric, rel=2e-3, abs=1e-6)
     numeric_bias = (objective(v, w, 0.3 + step)[0] - objective(v, w, 0.3 - step)[0]) / (2 * step)
-    assert bias_grad[0] == pytest.approx(numeric_bias, rel=1e-4)
+    assert bias_grad == pytest.approx(numeric_bias, rel=1e-4)
     assert expected_mean > 0
 
 
 def test_lazy_adam_moves_only_the_touched_rows():
     param = np.ones((5, 2), np.float32)
-    adam = fm_trainer._LazyAdam(param, 0.1)
+    mean, variance = np.zeros_like(param), np.zeros_like(param)
     rows = np.array([1, 3])
-    adam.step(rows, param[rows].copy(), np.array([[1, -1], [2, 0]], np.float32))
+    grad = np.array([[1, -1], [2, 0]], np.float32)
+    no_decay, lr = np.zeros(2, np.float32), np.full(2, 0.1, np.float32)
+    fm_trainer._adam_rows(param, mean, variance, rows, 2, grad, no_decay, lr, 1)
     # first Adam step: lr * sign(g) where g != 0 (bias-corrected moments)
     np.testing.assert_allclose(param[rows], [[0.9, 1.1], [0.9, 1.0]], rtol=1e-5)
     np.testing.assert_array_equal(param[[0, 2, 4]], 1)
-    np.testing.assert_array_equal(adam.mean[[0, 2, 4]], 0)
+    np.testing.assert_array_equal(mean[[0, 2, 4]], 0)
+
+
+def test_adam_is_the_textbook_update_in_float64_and_float32():
+    value, mean, variance = 0.5, 0.0, 0.0
+    for t, grad in enumerate((0.3, -1.2, 0.0, 2.5, -0.01), start=1):
+        correction = np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+        expected_mean = 0.9 * mean + 0.1 * grad
+        expected_variance = 0.999 * variance + 0.001 * grad**2
+        expected = value - 0.05 * correction * expected_mean / (np.sqrt(expected_variance) + 1e-8)
+        value, mean, variance = fm_trainer._adam(value, mean, variance, grad, 0.05 * correction)
+        assert (value, mean, variance) == pytest.approx(
+            (expected, expected_mean, expected_variance), rel=1e-12
+        )
+        single = fm_trainer._adam(*np.float32([value, mean, variance, grad, 0.05]))
+        double = fm_trainer._adam(value, mean, variance, grad, 0.05)
+        assert single == pytest.approx(double, rel=2e-5)  # float32 rounding
 
 
 def test_training_learns_which_items_a_user_takes():

@@ -92,6 +92,11 @@ def test_dense_files_are_written_byte_for_byte_as_mxnet_writes_them(name):
     assert mxnet_ndarray.dump(mxnet_ndarray.load(data)) == data
 
 
+def test_an_unnamed_list_is_written_byte_for_byte_as_mxnet_writes_it():
+    data = (MXNET / "unnamed_list").read_bytes()
+    assert mxnet_ndarray.dump(list(mxnet_ndarray.load(data).values())) == data
+
+
 def test_row_sparse_written_here_reads_back_like_mxnets():
     arrays = mxnet_ndarray.load((MXNET / "row_sparse").read_bytes())
     again = mxnet_ndarray.load(mxnet_ndarray.dump(arrays, row_sparse=("arg:v",)))

@@ -8,10 +8,13 @@ from tests.sdk_recordio import sdk_dense, sdk_sparse
 from training import recordio
 
 
-@pytest.fixture(autouse=True, params=["scatter", "slots"])
+@pytest.fixture(autouse=True, params=["scatter", "slots", "classes"])
 def encoder_path(request, monkeypatch):
-    """Every test runs on both encoder paths: scattering and the slot matrix."""
-    monkeypatch.setattr(recordio, "_slots_fit", lambda *_: request.param == "slots")
+    """Every test runs on each encoder path: scattering, the slot matrix, and templates per
+    class of rows (which falls back to the slot matrix where it does not apply)."""
+    monkeypatch.setattr(recordio, "_slots_fit", lambda *_: request.param != "scatter")
+    if request.param != "classes":
+        monkeypatch.setattr(recordio, "MAX_CLASSES", 0)
     monkeypatch.setattr(recordio, "SLOT_BLOCK_ROWS", 64)  # several blocks, a short last one
     return request.param
 
@@ -94,3 +97,27 @@ def test_parallel_halves_concatenate_to_the_same_bytes(monkeypatch):
     assert recordio.encode_sparse(matrix, labels) == sdk_sparse(matrix, labels)
     dense = np.random.default_rng(7).random((501, 3)).astype(np.float32)
     assert recordio.encode_dense(dense) == sdk_dense(dense)
+
+
+def test_fm_rows_are_written_from_one_template_per_class(encoder_path):
+    """One-hot rows of 2 or 3 values whose keys take 1 to 3 varint bytes: a few classes."""
+    rng = np.random.default_rng(5)
+    n, users, items = 400, 300, 20_000
+    user, item = rng.integers(0, users, n), rng.integers(0, items, n)
+    days = np.where(rng.random(n) < 0.3, 0, rng.integers(1, 900, n)).astype(np.float32)
+    indices = np.stack([user, users + item, np.full(n, users + items)], 1).ravel()
+    data = np.stack([np.ones(n), np.ones(n), days], 1).astype(np.float32).ravel()
+    matrix = sp.csr_matrix((data, indices, np.arange(0, 3 * n + 1, 3)), (n, users + items + 1))
+    matrix.eliminate_zeros()
+    labels = (rng.random(n) < 0.2).astype(np.float32)
+    assert recordio.encode_sparse(matrix, labels) == sdk_sparse(matrix, labels)
+    assert recordio.encode_sparse(matrix) == sdk_sparse(matrix, None)
+    if encoder_path == "classes":
+        rows = recordio._Rows(
+            recordio._TYPES["Float32"],
+            matrix.data,
+            np.diff(matrix.indptr).astype(np.int64),
+            matrix.indices.astype(np.uint64),
+            matrix.shape[1],
+        )
+        assert recordio._encode_by_class(rows, None) is not None

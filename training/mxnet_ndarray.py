@@ -139,8 +139,14 @@ def _read(cursor: _Cursor, dtype, shape: tuple[int, ...]) -> np.ndarray:
     )
 
 
-def dump(arrays: dict[str, np.ndarray], *, row_sparse: tuple[str, ...] = ()) -> bytes:
-    """Write V2 arrays; names in row_sparse are stored as row_sparse (non-zero rows only)."""
+def dump(
+    arrays: dict[str, np.ndarray] | list[np.ndarray], *, row_sparse: tuple[str, ...] = ()
+) -> bytes:
+    """Write V2 arrays; names in row_sparse are stored as row_sparse (non-zero rows only).
+    A list is written without names, as mx.nd.save writes one."""
+    named = isinstance(arrays, dict)
+    if not named:
+        arrays = {str(i): array for i, array in enumerate(arrays)}
     parts = [struct.pack("<QQQ", LIST_MAGIC, 0, len(arrays))]
     for name, array in arrays.items():
         array = np.ascontiguousarray(array)
@@ -161,8 +167,8 @@ def dump(arrays: dict[str, np.ndarray], *, row_sparse: tuple[str, ...] = ()) -> 
                     struct.pack("<iii", 1, 0, code)
                     + array.astype(array.dtype.newbyteorder("<")).tobytes()
                 )
-    parts.append(struct.pack("<Q", len(arrays)))
-    for name in arrays:
+    parts.append(struct.pack("<Q", len(arrays) if named else 0))
+    for name in arrays if named else ():
         encoded = name.encode("utf-8")
         parts.append(struct.pack("<Q", len(encoded)) + encoded)
     return b"".join(parts)

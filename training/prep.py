@@ -36,6 +36,7 @@ import argparse
 import json
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -240,22 +241,38 @@ def write_fm_channel(
 ) -> FMChannel:
     """The FM records of these interactions, built and written one shard at a time, so that
     memory does not grow with the number of records (implicit: each positive, then its
-    negatives, never split across shards)."""
+    negatives, never split across shards). A shard is written while the next one is built:
+    the disk and the encoder overlap, and at most two shards are in memory."""
     directory.mkdir(parents=True, exist_ok=True)
     indexed = prepared.indexed
     per_positive = 1 + options.negatives_per_positive if options.target == "implicit" else 1
     step = max(1, options.shard_records // per_positive)
     rng = np.random.default_rng(seed)
     written = FMChannel([], 0, 0)
-    for shard, start in enumerate(range(0, max(len(rows), 1), step)):
-        examples = _examples(prepared, rows[start : start + step], options, rng, seen)
-        matrix = one_hot(examples, indexed.n_users, indexed.n_items)
-        path = directory / f"{stem}-{shard:05d}.recordio"
-        path.write_bytes(recordio.encode_sparse(matrix, examples.label))
-        written.shards.append(path)
-        written.records += len(examples.label)
-        written.negatives_dropped += examples.negatives_dropped
+    pending: Future | None = None
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        for shard, start in enumerate(range(0, max(len(rows), 1), step)):
+            examples = _examples(prepared, rows[start : start + step], options, rng, seen)
+            matrix = one_hot(examples, indexed.n_users, indexed.n_items)
+            parts = recordio.encode_sparse_parts(matrix, examples.label)
+            del matrix
+            path = directory / f"{stem}-{shard:05d}.recordio"
+            if pending is not None:
+                pending.result()  # raises the previous write's error, if any
+            pending = writer.submit(_write_parts, path, parts)
+            del parts
+            written.shards.append(path)
+            written.records += len(examples.label)
+            written.negatives_dropped += examples.negatives_dropped
+        if pending is not None:
+            pending.result()
     return written
+
+
+def _write_parts(path: Path, parts: list) -> None:
+    with open(path, "wb") as out:
+        for part in parts:
+            out.write(part)
 
 
 def _examples(
@@ -366,10 +383,16 @@ def write_batch_input(prepared: Prepared, directory: Path) -> int:
 
 
 def write_outputs(prepared: Prepared, locations: Locations, options: PrepOptions) -> dict:
+    """Every output. The CSV tables are written in a second thread while the FM channels are
+    built: the FM records' sampling and one-hot steps use one core, the CSV writer the other."""
     indexed = prepared.indexed
     frame = indexed.frame
-    fm = _write_fm(prepared, locations.output, options)
-    schema = write_tables(prepared, locations.output, locations.personalize)
+    with ThreadPoolExecutor(max_workers=1) as tables:
+        schema_written = tables.submit(
+            write_tables, prepared, locations.output, locations.personalize
+        )
+        fm = _write_fm(prepared, locations.output, options)
+        schema = schema_written.result()
     batch_users = write_batch_input(prepared, locations.batch_input)
     log(f"batch input: {batch_users:,} users with a held-out interaction")
     n_train = int((~prepared.is_holdout).sum())

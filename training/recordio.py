@@ -26,6 +26,7 @@ __all__ = [
     "MAGIC",
     "encode_dense",
     "encode_sparse",
+    "encode_sparse_parts",
     "payload_spans",
     "read_dense",
     "read_shards",
@@ -229,18 +230,22 @@ def _write_map_field(
 
 
 def _encode(features: _Rows, labels: _Rows | None) -> bytes:
-    """Records are independent, so halves encode in parallel (numpy releases the GIL)."""
+    return b"".join(_encode_parts(features, labels))
+
+
+def _encode_parts(features: _Rows, labels: _Rows | None) -> list:
+    """The records as one or two buffers, back to back. Records are independent, so halves
+    encode in parallel (numpy releases the GIL)."""
     n = len(features.counts)
     if n < PARALLEL_MIN_ROWS:
-        return _encode_rows(features, labels)
+        return [_encode_rows(features, labels)]
     half = n // 2
     parts = [_slice(features, 0, half), _slice(features, half, n)]
     label_parts = (
         [None, None] if labels is None else [_slice(labels, 0, half), _slice(labels, half, n)]
     )
     with ThreadPoolExecutor(max_workers=2) as pool:
-        encoded = list(pool.map(_encode_rows, parts, label_parts))
-    return b"".join(encoded)
+        return list(pool.map(_encode_rows, parts, label_parts))
 
 
 def _slice(rows: _Rows, start: int, stop: int) -> _Rows:
@@ -250,7 +255,12 @@ def _slice(rows: _Rows, start: int, stop: int) -> _Rows:
     return _Rows(rows.kind, rows.values[first:last], rows.counts[start:stop], keys, rows.n_columns)
 
 
-def _encode_rows(features: _Rows, labels: _Rows | None) -> bytes:
+def _encode_rows(features: _Rows, labels: _Rows | None) -> bytes | np.ndarray:
+    by_class = _encode_by_class(features, labels) if MAX_CLASSES else None
+    return _encode_rows_generic(features, labels) if by_class is None else by_class
+
+
+def _encode_rows_generic(features: _Rows, labels: _Rows | None) -> bytes:
     feature_layout = _layout(features)
     record_len = feature_layout.field.copy()
     label_layout = None
@@ -419,11 +429,136 @@ def _layout_slice(layout: _Layout, start: int, stop: int) -> _Layout:
 
 
 # ---------------------------------------------------------------------------------------------
+# encoder, records of a few shapes: templates
+#
+# Rows with the same number of values and the same key varint widths have the same bytes except
+# for the values, keys and label: one layout, one template. FM's one-hot rows come in a handful
+# of such classes (2 or 3 values; a user id below 128 takes one key byte). Each class's records
+# are written from its template, 4-byte word by word (records start 4-byte aligned), then the
+# value, key and label bytes over it: one scatter per word or byte of a record, nothing per
+# padding byte, no mask.
+
+MAX_CLASSES = 64  # more shapes than this: the slot or scatter encoder
+_MAX_CLASS_VALUES = 8  # rows with more values than this: likewise
+
+
+def _encode_by_class(features: _Rows, labels: _Rows | None) -> np.ndarray | None:
+    """The records, or None where this encoder does not apply (varint values or labels, long
+    or many-shaped rows)."""
+    n = len(features.counts)
+    kmax = int(features.counts.max(initial=0))
+    if (
+        not n
+        or features.keys is None
+        or features.kind.dtype == "varint"
+        or (labels is not None and labels.kind.dtype == "varint")
+        or kmax > _MAX_CLASS_VALUES
+    ):
+        return None
+    key_widths = _padded(varint_length(features.keys), features.counts, np.int64)
+    signature = features.counts.astype(np.int64)
+    for column in range(kmax):  # widths are 1..10: base 11
+        signature = signature * 11 + key_widths[:, column]
+    ordered = np.sort(signature)  # np.unique's hashing is far slower on a million int64
+    classes = ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
+    if len(classes) > MAX_CLASSES:
+        return None
+    which = np.searchsorted(classes, signature)
+    rows_of = [np.flatnonzero(which == c) for c in range(len(classes))]
+    templates = [_encode_rows_by_slots_or_scatter(features, labels, int(r[0])) for r in rows_of]
+    lengths = np.array([len(t) for t in templates], np.int64)[which]
+    starts = np.cumsum(lengths) - lengths
+    out = np.empty(int(lengths.sum()), np.uint8)
+    first_value = np.cumsum(features.counts) - features.counts
+    for template, rows in zip(templates, rows_of, strict=True):
+        _write_class(out, starts[rows], template, features, labels, rows, first_value[rows])
+    return out
+
+
+def _encode_rows_by_slots_or_scatter(features: _Rows, labels: _Rows | None, row: int) -> bytes:
+    one = _slice(features, row, row + 1)
+    return _encode_rows_generic(one, None if labels is None else _slice(labels, row, row + 1))
+
+
+def _write_class(out, starts, template, features, labels, rows, first_value) -> None:
+    """Records `rows` (all of the template's class) at `starts`, a block of them at a time:
+    the template repeated as a (records x words) matrix, their own value, key and label bytes
+    copied over it as column blocks, the rows then scattered word by word into place."""
+    layout = _layout(_slice(features, int(rows[0]), int(rows[0]) + 1))
+    value_at, key_at = _value_and_key_offsets(layout)
+    label_at = None
+    if labels is not None:
+        label_at = 8 + int(layout.field[0]) + _label_value_offset(_layout(_slice(labels, 0, 1)))
+    count = int(features.counts[rows[0]])
+    template_words = np.frombuffer(template, "<u4")
+    word_offsets = np.arange(len(template_words))
+    words = out.view("<u4")
+    for block in range(0, len(rows), SLOT_BLOCK_ROWS):
+        part = slice(block, block + SLOT_BLOCK_ROWS)
+        matrix = np.tile(template_words, (len(rows[part]), 1))
+        as_bytes = matrix.view(np.uint8)
+        values = _class_values(features, first_value[part], count)
+        as_bytes[:, value_at : value_at + values.shape[1]] = values
+        keys = _class_keys(features, first_value[part], count)
+        as_bytes[:, key_at : key_at + keys.shape[1]] = keys
+        if labels is not None:
+            label = np.ascontiguousarray(labels.values[rows[part]], labels.kind.dtype)
+            label = label.view(np.uint8).reshape(len(label), -1)
+            as_bytes[:, label_at : label_at + label.shape[1]] = label
+        words[starts[part, None] // 4 + word_offsets] = matrix
+
+
+def _class_values(features: _Rows, first_value: np.ndarray, count: int) -> np.ndarray:
+    """(records, count * itemsize) bytes: each record's values (all records of one class)."""
+    positions = first_value[:, None] + np.arange(count)
+    values = np.ascontiguousarray(features.values[positions], features.kind.dtype)
+    return values.view(np.uint8).reshape(len(first_value), -1)
+
+
+def _class_keys(features: _Rows, first_value: np.ndarray, count: int) -> np.ndarray:
+    """(records, key bytes): each record's keys as varints, the widths shared by the class."""
+    keys = _as_uint64(features.keys[first_value[:, None] + np.arange(count)])
+    widths = varint_length(keys[0]) if len(keys) else np.zeros(count, np.int64)
+    columns = []
+    for i, width in enumerate(widths):
+        for b in range(int(width)):
+            more = np.uint8(0x80 if b < width - 1 else 0)
+            byte = (keys[:, i] >> np.uint64(7 * b)) & np.uint64(0x7F)
+            columns.append(byte.astype(np.uint8) | more)
+    if not columns:
+        return np.zeros((len(first_value), 0), np.uint8)
+    return np.stack(columns, axis=1)
+
+
+def _value_and_key_offsets(layout: _Layout) -> tuple[int, int]:
+    """Where a record's first value byte and first key byte are, from its start (the RecordIO
+    frame included): the features field's tags and lengths before them."""
+    at = 8 + _label_value_offset(layout)
+    key_at = at + int(layout.values[0])
+    if layout.keys is not None and layout.keys[0] > 0:
+        key_at += 1 + int(varint_length(layout.keys[:1])[0])
+    return at, key_at
+
+
+def _label_value_offset(layout: _Layout) -> int:
+    """Bytes of a map field before its first value: tag, entry length, key, value tag, value
+    length, tensor tag, tensor length, values tag, values length."""
+    lengths = (layout.entry, layout.value, layout.tensor, layout.values)
+    return 1 + len(_KEY) + 1 + 1 + 1 + sum(int(varint_length(x[:1])[0]) for x in lengths)
+
+
+# ---------------------------------------------------------------------------------------------
 # public API
 
 
 def encode_sparse(matrix: sp.spmatrix | sp.sparray, labels: np.ndarray | None = None) -> bytes:
     """One record per row: values, keys (column indices) and shape = [n_columns]."""
+    return b"".join(encode_sparse_parts(matrix, labels))
+
+
+def encode_sparse_parts(matrix: sp.spmatrix | sp.sparray, labels: np.ndarray | None = None) -> list:
+    """encode_sparse's records as buffers to write back to back, without joining them into
+    one bytes object first (a copy of every byte)."""
     if not sp.issparse(matrix):
         raise TypeError("encode_sparse needs a scipy sparse matrix; use encode_dense for arrays")
     csr = sp.csr_matrix(matrix)
@@ -432,7 +567,7 @@ def encode_sparse(matrix: sp.spmatrix | sp.sparray, labels: np.ndarray | None = 
     kind = _TYPES[_resolve_type(csr.dtype)]
     counts = np.diff(csr.indptr).astype(np.int64)
     rows = _Rows(kind, csr.data, counts, csr.indices.astype(np.uint64), csr.shape[1])
-    return _encode(rows, labels)
+    return _encode_parts(rows, labels)
 
 
 def encode_dense(array: np.ndarray, labels: np.ndarray | None = None) -> bytes:
