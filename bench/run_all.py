@@ -21,9 +21,9 @@ import pandas as pd
 
 from bench import demo, recordio_reference
 from bench import notebook_reference as notebook
+from bench.datasets import INTER_COLUMNS, movielens_path, read_inter, synthetic
 from bench.job import run_job
 from training import recordio
-from training.datasets import INTER_COLUMNS, movielens_path, read_inter, synthetic
 from training.evaluate import Holdout, broadcast, exclude_seen, popularity_ranking, score
 from training.features import one_hot, regression_target
 from training.interactions import (

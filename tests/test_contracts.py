@@ -8,6 +8,7 @@ from dataclasses import asdict
 import pytest
 from botocore.validate import ParamValidator
 
+from bench.datasets import synthetic_interactions
 from localaws import LocalAccount
 from localaws.rules.personalize import RETIRED_RECIPES, schema_problems
 from localaws.rules.sagemaker import hyperparameter_failure
@@ -16,7 +17,6 @@ from recops import contracts, names
 from recops.config import parse_config
 from tests.conftest import DEMO_CONFIG
 from training import evaluate, prep
-from training.datasets import synthetic_interactions
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 RUN = "9b1c2d3e4f5a"

@@ -71,7 +71,7 @@ def test_exclude_seen_keeps_order_and_refills_like_the_notebook():
 
 
 def test_matches_the_notebook_loop_on_synthetic_data():
-    from training.datasets import synthetic_interactions
+    from bench.datasets import synthetic_interactions
     from training.split import temporal_holdout
 
     frame = synthetic_interactions(n_users=120, n_items=90, n_interactions=4000, seed=3)
@@ -158,9 +158,9 @@ def test_pair_set_dense_and_sorted_keys_agree(monkeypatch):
 def prepared(tmp_path_factory):
     """prep's outputs on synthetic data, the Personalize files and batch input apart from them
     as the workflow lays them out, and the held-out items of each user (original ids)."""
+    from bench.datasets import synthetic_interactions
     from tests.prep_options import prep_options_with
     from training import prep
-    from training.datasets import synthetic_interactions
 
     folder = tmp_path_factory.mktemp("evaluate")
     synthetic_interactions(80, 60, 4_000, seed=8).to_csv(folder / "i.csv", index=False)

@@ -8,9 +8,9 @@ import pytest
 from botocore.config import Config
 from moto.personalize.responses import PersonalizeResponse
 
+from bench.datasets import synthetic_interactions
 from localaws import LocalAccount, clock
 from localaws.personalize import backend_for
-from training.datasets import synthetic_interactions
 
 ROLE = "arn:aws:iam::123456789012:role/personalize"
 SCHEMA = json.dumps(

@@ -11,10 +11,10 @@ from moto import mock_aws
 from moto.sagemaker.models import FakeProcessingJob, FakeTrainingJob, FakeTransformJob
 from moto.sagemaker.responses import SageMakerResponse
 
+from bench.datasets import movielens_path
 from localaws import LocalAccount, clock
 from tests.prep_options import prep_options_with
 from training import fm_to_knn, prep, recordio
-from training.datasets import movielens_path
 from training.evaluate import evaluate_sources, load_holdout, read_knn_transform_output
 
 ROLE = "arn:aws:iam::123456789012:role/sagemaker"

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 from scipy.sparse import vstack as sp_vstack
 
+from bench.datasets import load_movielens, synthetic_interactions
 from bench.notebook_reference import load_dataset
 from tests.prep_options import prep_options_with
 from training import recordio
-from training.datasets import load_movielens, synthetic_interactions
 from training.features import implicit_target, one_hot, regression_target
 from training.interactions import Dropped, deduplicate, filter_long_tail, index_ids
 from training.prep import main

@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 
+from bench.datasets import synthetic_interactions
 from tests.prep_options import prep_options_with
-from training.datasets import synthetic_interactions
 from training.prep import main
 
 COLUMNS = {"USER_ID": "user_id", "ITEM_ID": "item_id", "TIMESTAMP": "timestamp"}

@@ -1,8 +1,10 @@
 """MXNet's NDArray-list file (`.params`), read and written with numpy alone.
 
 The Factorization Machines artifact stores its weights this way; MXNet itself is not on the
-processing image and no longer maintained. Layout (little-endian): see shared notes
-sagemaker-formats.md.
+processing image and no longer maintained. Layout (little-endian): as MXNet 1.9.1 writes it,
+checked against files it wrote (tests/fixtures/mxnet-1.9.1/, tests/test_mxnet_ndarray.py).
+`load` is what training.fm_to_knn runs; `dump` (the local account's FM trainer writes SageMaker's
+artifact with it) stays beside it, so the format lives in one file.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ bytes (varints).
 What protobuf allows beyond the SDK's layout is read as protobuf reads it: fields in any order,
 unknown fields skipped, repeated fields (packed or not) concatenated, the last map entry and the
 last member of a oneof win. Split records (the continuation flag) and `bytes` values are refused.
+
+No job reads RecordIO (the local account's FM and KNN do, and the tests): it stays beside the
+writer in training/recordio.py because one format is kept in one place and tested as a round trip.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.datasets import synthetic_interactions
 from lambdas.personalize import core, handlers
 from localaws import clock
-from training.datasets import synthetic_interactions
 
 PREFIX = "arn:aws:personalize:us-east-1:123456789012"
 ROLE = "arn:aws:iam::123456789012:role/personalize"

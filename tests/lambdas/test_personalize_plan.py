@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 
+from bench.datasets import synthetic_interactions
 from lambdas.personalize import core, handlers
 from localaws import LocalAccount
 from recops import names
@@ -16,7 +17,6 @@ from recops.config import load_config
 from recops.contracts import personalize_plan
 from tests.conftest import DEMO_CONFIG
 from tests.lambdas.personalize_world import BUCKET, PREFIX, ROLE, put_data, settle
-from training.datasets import synthetic_interactions
 
 ORDER = [  # (step, plan member): the order the plan's docstring gives
     ("datasetGroup", "datasetGroup"),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.datasets import synthetic_interactions
 from localaws import sagemaker_processing
 from localaws.sagemaker_processing import mount_namespace
 from tests.localaws.fidelity import Behaviour, rows
@@ -26,7 +27,6 @@ from tests.localaws.sagemaker_jobs import (
     status,
 )
 from tests.prep_options import prep_options_with
-from training.datasets import synthetic_interactions
 
 DOCKERFILE = (
     "https://github.com/aws/sagemaker-scikit-learn-container/blob/master/docker/1.4-2/base/"

@@ -13,10 +13,10 @@ import json
 
 import pytest
 
+from bench.datasets import movielens_path
 from localaws.sagemaker import FAULTS
 from tests.conftest import REPO
 from tests.workflows.test_personalize_run import SLICE_ROWS, Deployed
-from training.datasets import movielens_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 EPOCHS = 5  # a few epochs on the slice: the run stays quick, FM still beats popularity

@@ -12,12 +12,12 @@ import time
 
 import pytest
 
+from bench.datasets import movielens_path
 from infra.workflows.core import LONG
 from localaws import LocalAccount
 from localaws.personalize import backend_for
 from tests.conftest import REPO
 from tests.localaws.machines import finished, history
-from training.datasets import movielens_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 SLICE_ROWS = 20_000  # ~20% of MovieLens-100K: every recipe trains, the run stays quick
