@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from training.input_files_checks import check_lines_are_rows, read_csv
 from training.input_formats import MISSING_TEXT, SUFFIXES, is_data_file
 
 CANONICAL = ("USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE")
@@ -94,6 +95,7 @@ def read_interactions(
             frame = frame[~missing]
     if "TIMESTAMP" in frame:
         seconds = _to_epoch_seconds(frame["TIMESTAMP"], timestamp_unit)
+        check_timestamp_unit(frame["TIMESTAMP"], seconds, timestamp_unit)
         bad = np.isnan(seconds)
         if bad.any():
             dropped.add("unparseable TIMESTAMP", bad.sum())
@@ -118,8 +120,9 @@ def _read_one(path: Path, fmt: str, wanted: dict[str, str], dropped: Dropped) ->
     options = {"sep": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {"sep": ","}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        frame = pd.read_csv(
+        frame = read_csv(
             path,
+            "interactions",
             # ids stay text (leading zeros matter); numbers are parsed natively, and anything
             # unparseable is caught by the conversions in read_interactions
             dtype={wanted[k]: str for k in ("USER_ID", "ITEM_ID", "EVENT_TYPE") if k in wanted},
@@ -132,6 +135,8 @@ def _read_one(path: Path, fmt: str, wanted: dict[str, str], dropped: Dropped) ->
     dropped.add("malformed line", bad)
     frame.columns = [c.strip() for c in frame.columns]
     _require_columns(path, frame.columns, sources)
+    if fmt == "csv":
+        check_lines_are_rows(path, frame, sources, bad, "interactions")
     return frame[sources]
 
 
@@ -142,6 +147,58 @@ def _require_columns(path: Path, present, needed: list[str]) -> None:
             f"{path.name}: columns {missing} are in the config's column map but not in the file; "
             f"the file has {list(present)[:20]}"
         )
+
+
+# Event times outside these years are taken as a sign the values were read in the wrong unit.
+PLAUSIBLE_FROM = pd.Timestamp("1990-01-01", tz="UTC")
+_UNIT_NAMES = {"s": "epoch seconds", "ms": "epoch milliseconds", "date": "dates"}
+_SAMPLE = 10_000
+
+
+def plausible(seconds: np.ndarray) -> np.ndarray:
+    """True where epoch seconds fall from 1990 to a year from now (NaN is not plausible)."""
+    latest = (pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=365)).timestamp()
+    with np.errstate(invalid="ignore"):
+        return (seconds >= PLAUSIBLE_FROM.timestamp()) & (seconds <= latest)
+
+
+def check_timestamp_unit(values: pd.Series, seconds: np.ndarray, unit: str) -> None:
+    """A ValueError naming the unit that fits, when most timestamps are unreadable or outside
+    1990..now+1 year in the configured unit and most of them fit another unit (ISO dates read
+    as seconds, milliseconds read as seconds). Values that fit no unit (small counters) pass:
+    their rows are kept or counted as unparseable, as before."""
+    if len(values) == 0 or plausible(seconds).mean() > 0.5:
+        return
+    sample = values.iloc[:: max(1, len(values) // _SAMPLE)]
+    fits = {
+        other: plausible(_to_epoch_seconds(sample, other)).mean()
+        for other in _UNIT_NAMES
+        if other != unit
+    }
+    best = max(fits, key=fits.get)
+    if fits[best] <= 0.5:
+        return
+    bad = int((~plausible(seconds)).sum())
+    shown = [str(v) for v in pd.unique(values.iloc[:3])]
+    read = _readable_range(seconds)
+    raise ValueError(
+        f"timestamp_unit: {bad:,} of {len(values):,} TIMESTAMP values are not plausible "
+        f"{_UNIT_NAMES[unit]} ({read}; e.g. {shown}); read as {_UNIT_NAMES[best]}, "
+        f"{fits[best]:.0%} of them fall in 1990..now+1 year: set "
+        f"data.interactions.timestamp_unit to {best!r} (prep option timestamp_unit)"
+    )
+
+
+def _readable_range(seconds: np.ndarray) -> str:
+    read = seconds[~np.isnan(seconds)]
+    if not len(read):
+        return "none could be read"
+    years = [_year(v) for v in (read.min(), read.max())]
+    return f"they read as years {years[0]} to {years[1]}"
+
+
+def _year(seconds: float) -> str:
+    return str(int(1970 + seconds / 31_556_952))
 
 
 def _to_epoch_seconds(values: pd.Series, unit: str) -> np.ndarray:

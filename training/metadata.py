@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from training.input_files_checks import check_lines_are_rows, read_csv, skip_empty
 from training.interactions import Dropped, input_files, is_missing
 
 CANONICAL_ID = {"users": "USER_ID", "items": "ITEM_ID"}
 _EXAMPLES = 5
+DUPLICATE_RULE = "the last row of each id is kept (files in name order), the others dropped"
 
 
 @dataclass
@@ -31,6 +33,7 @@ class Metadata:
     files: list[Path]
     rows_read: int
     dropped: Dropped = field(default_factory=Dropped)
+    empty_files: list[Path] = field(default_factory=list)  # 0-byte parts, skipped
 
     def summary(self) -> dict:
         """What manifest.json says about it."""
@@ -39,6 +42,8 @@ class Metadata:
             "rows_read": self.rows_read,
             "rows": len(self.frame),
             "dropped": self.dropped.as_dict(),
+            "empty_files": [str(f) for f in self.empty_files],
+            "duplicate_ids": DUPLICATE_RULE,
         }
 
 
@@ -52,12 +57,17 @@ def read_metadata(
     numerical: list[str],
 ) -> Metadata:
     """Every file of the table, its columns checked, ids cleaned, numerical columns parsed."""
-    files = input_files(location, fmt, what=f"{kind} metadata")
+    files, empty = skip_empty(input_files(location, fmt, what=f"{kind} metadata"), f"data.{kind}")
     declared = [*categorical, *numerical]
     frames = [_read_one(path, kind, fmt, id_column, declared) for path in files]
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if frame.empty:
+        raise ValueError(
+            f"data.{kind}: 0 rows read from {_names(files)}: the file(s) hold a header line and "
+            f"no data; check the export, and data.{kind}.path"
+        )
     frame = frame.assign(**{c: _numbers(frame[c], kind, c, files) for c in numerical})
-    metadata = Metadata(kind, frame, files, len(frame))
+    metadata = Metadata(kind, frame, files, len(frame), empty_files=empty)
     _drop_missing_and_duplicate_ids(metadata, id_column)
     if metadata.frame.empty:
         raise ValueError(
@@ -72,14 +82,16 @@ def _read_one(path: Path, kind: str, fmt: str, id_column: str, declared: list[st
     if fmt == "parquet":
         frame = pd.read_parquet(path)
     else:
-        frame = pd.read_csv(
+        frame = read_csv(
             path,
+            f"data.{kind}",
             sep="\t" if fmt == "tsv" else ",",
             dtype={id_column: str},  # ids stay text, as the interactions' ids
             keep_default_na=False,  # "NA" is a value; only an empty field is missing
             na_values=[""],
         )
         frame.columns = [str(c).strip() for c in frame.columns]
+        check_lines_are_rows(path, frame, [id_column, *declared], 0, f"data.{kind}")
     present = list(frame.columns)
     if id_column not in present:
         raise ValueError(

@@ -53,6 +53,7 @@ from training.features import (
     one_hot,
     regression_target,
 )
+from training.input_files_checks import skip_empty
 from training.interactions import (
     Dropped,
     Indexed,
@@ -64,7 +65,7 @@ from training.interactions import (
     input_files,
     read_interactions,
 )
-from training.metadata import Metadata, read_metadata
+from training.metadata import DUPLICATE_RULE, Metadata, read_metadata
 from training.personalize_files import write_interactions, write_metadata
 from training.split import leave_last_out, temporal_holdout
 
@@ -197,6 +198,11 @@ def log(message: str) -> None:
 def prepare(raw: pd.DataFrame, options: PrepOptions, dropped: Dropped) -> Prepared:
     """Clean, filter, index, split and label: every step on whole arrays."""
     indexed = deduplicate(drop_missing_ids(index_ids(raw), dropped), dropped)
+    if indexed.frame.empty:
+        raise ValueError(
+            f"interactions: no row has both ids (dropped {dropped.as_dict()}); check "
+            "data.interactions.columns maps USER_ID and ITEM_ID to the id columns"
+        )
     indexed = filter_long_tail(
         indexed,
         options.min_user_interactions,
@@ -432,24 +438,53 @@ def run(
     )
     metadata = read_metadata_tables(options, locations)
     dropped = Dropped()
-    files = input_files(input_path, options.format)
+    files, empty = skip_empty(input_files(input_path, options.format), "interactions")
     log(f"reading {len(files)} {options.format} file(s) from {input_path}")
+    if empty:
+        log(f"skipped {len(empty)} empty (0-byte) file(s): {_names(empty)}")
     raw = read_interactions(files, options.format, options.columns, options.timestamp_unit, dropped)
     rows_read = len(raw) + sum(v for k, v in dropped.counts.items())
     log(f"{len(raw):,} interactions read; skipped so far: {dropped.as_dict() or 'none'}")
+    _refuse_when_nothing_read(raw, rows_read, files, dropped)
     prepared = prepare(raw, options, dropped)
     log(
         f"{len(prepared.indexed.frame):,} interactions kept: {prepared.indexed.n_users:,} users, "
         f"{prepared.indexed.n_items:,} items; holdout {int(prepared.is_holdout.sum()):,}"
     )
     manifest = write_outputs(prepared, locations, options)
-    manifest["input"] = {"files": [str(f) for f in files], "rows_read": rows_read}
+    manifest["input"] = {
+        "files": [str(f) for f in files],
+        "rows_read": rows_read,
+        "empty_files": [str(f) for f in empty],
+    }
     manifest["metadata"] = _write_metadata(metadata, locations.personalize, options)
     manifest["seconds"] = round(time.perf_counter() - started, 3)
     output.mkdir(parents=True, exist_ok=True)
     (output / "manifest.json").write_text(json.dumps(manifest, indent=2))
     log(f"done in {manifest['seconds']} s; dropped: {manifest['dropped'] or 'nothing'}")
     return manifest
+
+
+def _refuse_when_nothing_read(
+    raw: pd.DataFrame, rows_read: int, files: list[Path], dropped: Dropped
+) -> None:
+    """Say what is wrong when no row survives reading, before a later step blames its filter."""
+    if len(raw):
+        return
+    if rows_read == 0:
+        raise ValueError(
+            f"interactions: 0 rows read from {_names(files)}: the file(s) hold a header line "
+            "and no data; check the export, and data.interactions.path"
+        )
+    raise ValueError(
+        f"interactions: none of the {rows_read:,} rows read from {_names(files)} is usable: "
+        f"dropped {dropped.as_dict()}; check data.interactions.columns and timestamp_unit"
+    )
+
+
+def _names(files: list[Path]) -> str:
+    shown = ", ".join(f.name for f in files[:3])
+    return shown + (f" and {len(files) - 3} more" if len(files) > 3 else "")
 
 
 def read_metadata_tables(options: PrepOptions, locations: Locations) -> dict[str, Metadata]:
@@ -472,6 +507,10 @@ def read_metadata_tables(options: PrepOptions, locations: Locations) -> dict[str
             f"{kind}: {len(table.frame):,} rows kept of {table.rows_read:,}; "
             f"dropped: {table.dropped.as_dict() or 'none'}"
         )
+        if any(reason.startswith("duplicate") for reason in table.dropped.counts):
+            log(f"{kind}: of rows sharing an id, {DUPLICATE_RULE}")
+        if table.empty_files:
+            log(f"{kind}: skipped {len(table.empty_files)} empty (0-byte) file(s)")
     return tables
 
 
@@ -523,9 +562,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def options_from_args(args: argparse.Namespace) -> PrepOptions:
     """The options file, and only it: every option comes from the config through it."""
-    if not args.options.exists():
-        raise FileNotFoundError(f"no options file at {args.options}")
-    return PrepOptions.from_dict(json.loads(args.options.read_text()))
+    if not args.options.is_file():
+        raise FileNotFoundError(
+            f"no options file at {args.options}: prep has no defaults of its own; write the "
+            "file with `python -m recops.contracts CONFIG prep > prep.json` and pass "
+            "--options prep.json"
+        )
+    try:
+        raw = json.loads(args.options.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"options file {args.options} is not JSON ({err}); write it with "
+            "`python -m recops.contracts CONFIG prep`"
+        ) from None
+    return PrepOptions.from_dict(raw)
 
 
 def main(argv: list[str] | None = None) -> int:
