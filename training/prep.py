@@ -28,6 +28,12 @@ Missing values: an id or EVENT_TYPE that is empty, null, or exactly "NULL", "NaN
 the manifest's `dropped` and the log; any other text ("NA", "null") is a real value. Metadata
 rows without an id are counted under the manifest's `metadata.<users|items>.dropped`. Metadata
 whose columns do not match the options fails the job before anything is written.
+
+Bad data (training/input_files_checks.py, interactions.check_timestamp_unit) is refused with one
+line naming the file and the fix, or skipped and counted: 0-byte parts are skipped and listed in
+the manifest's `input.empty_files` (all of them empty: refused); a header-only input says 0 rows
+were read; timestamps mostly outside 1990..now+1 year that another timestamp_unit reads as
+plausible name that unit; a quoted field that swallows lines names its line.
 """
 
 from __future__ import annotations
