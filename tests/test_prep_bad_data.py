@@ -131,6 +131,14 @@ def test_an_unbalanced_quote_is_refused_with_its_line(tmp_path, capsys):
     assert "i.csv line 101: a quoted field opens here and is never closed" in err
 
 
+def test_an_unbalanced_quote_in_a_column_prep_does_not_read_is_refused(tmp_path, capsys):
+    lines = [f"{line},Title {n}" for n, line in enumerate(_lines(300))]
+    lines[99] = lines[99].replace(",Title", ',"Title')  # opens at line 101, closes at the end
+    (tmp_path / "i.csv").write_text("\n".join([f"{HEADER},title", *lines, 'u1,i1,1,x"']) + "\n")
+    err = _refused(capsys, _prep(tmp_path, tmp_path / "i.csv")[0])
+    assert "i.csv line 101: a quoted field opens here and closes only at line 302" in err
+
+
 def test_quoted_newlines_in_a_column_prep_does_not_read_pass(tmp_path):
     lines = [f'{line},"a review\nover two lines"' for line in _lines()]
     (tmp_path / "i.csv").write_text("\n".join([f"{HEADER},review", *lines]) + "\n")

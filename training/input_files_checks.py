@@ -60,12 +60,18 @@ _QUOTE_FIX = (
 
 
 def check_lines_are_rows(
-    path: Path, frame: pd.DataFrame, mapped: list[str], skipped: int, what: str
+    path: Path,
+    frame: pd.DataFrame,
+    mapped: list[str],
+    skipped: int,
+    what: str,
+    sep: str = ",",
 ) -> None:
     """A ValueError when a quoted field swallowed lines: the file's non-blank lines are more than
     its rows (plus the malformed lines pandas skipped), and the extra lines sit in a column the
-    job reads or in a skipped line. Newlines quoted inside other columns (review texts) pass.
-    Costs one newline count of the file; the line-by-line scan runs only when counts differ."""
+    job reads, in a skipped line, or in another column but most of them look like rows (as many
+    separators as the header). Other quoted newlines (review texts) pass. Costs one newline
+    count of the file; the line-by-line scan runs only when the counts differ."""
     lines = _count_lines(path) - 1  # the header
     if lines <= len(frame) + skipped:
         return
@@ -74,7 +80,8 @@ def check_lines_are_rows(
     blank, records = _scan(path)
     in_mapped = any(newlines[c].any() for c in mapped if c in newlines)
     spanned = sum(int(n.sum()) for n in newlines.values())
-    if not records or (not in_mapped and lines - blank <= len(frame) + skipped + spanned):
+    accounted = lines - blank <= len(frame) + skipped + spanned
+    if not records or (not in_mapped and accounted and not _rows_inside(frame, newlines, sep)):
         return
     start, end = max(records, key=lambda r: (r[1] or lines + 2) - r[0])
     where = "the end of the file" if end is None else f"line {end}"
@@ -83,6 +90,18 @@ def check_lines_are_rows(
         f"so {(end or lines + 1) - start + 1} lines were read as one value "
         f"({len(frame):,} rows from {lines - blank:,} lines); {_QUOTE_FIX}"
     )
+
+
+def _rows_inside(frame: pd.DataFrame, newlines: dict[str, pd.Series], sep: str) -> bool:
+    """True when most lines inside quoted fields have a whole row's separators."""
+    folded = [
+        line
+        for column, counts in newlines.items()
+        for value in frame[column][counts.to_numpy() > 0]
+        for line in str(value).split("\n")[1:]
+    ]
+    like_rows = sum(line.count(sep) >= len(frame.columns) - 1 for line in folded)
+    return like_rows * 2 > len(folded)
 
 
 def unclosed_quotes(path: Path) -> list[tuple[int, int | None]]:

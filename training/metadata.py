@@ -91,7 +91,9 @@ def _read_one(path: Path, kind: str, fmt: str, id_column: str, declared: list[st
             na_values=[""],
         )
         frame.columns = [str(c).strip() for c in frame.columns]
-        check_lines_are_rows(path, frame, [id_column, *declared], 0, f"data.{kind}")
+        check_lines_are_rows(
+            path, frame, [id_column, *declared], 0, f"data.{kind}", "\t" if fmt == "tsv" else ","
+        )
     present = list(frame.columns)
     if id_column not in present:
         raise ValueError(
