@@ -197,12 +197,15 @@ def _not_read(keys: list[str]) -> dict[str, Any]:
 
 def data_files(s3: Any, bucket: str, field: str, path: str, fmt: str) -> list[str]:
     """The keys prep reads for this source: the object at `path`, or every object of the format
-    under `path` as a folder (sorted, as prep sorts them)."""
-    listed = [
-        item["Key"]
+    under `path` as a folder (sorted, as prep sorts them). Empty (0-byte) parts among non-empty
+    ones are left out, as prep skips them and lists them in its manifest; when every file is
+    empty they stay, so the first one is refused by name."""
+    sizes = {
+        item["Key"]: item.get("Size", 0)
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=path)
         for item in page.get("Contents", [])
-    ]
+    }
+    listed = list(sizes)
     if path in listed:
         return [path]
     folder = path if path.endswith("/") else path + "/"
@@ -214,7 +217,8 @@ def data_files(s3: Any, bucket: str, field: str, path: str, fmt: str) -> list[st
             f"(aws s3 cp FILE s3://{bucket}/{folder}), or set {field}.path to where it is"
             + (f" and {field}.format to its format" if listed else "")
         )
-    return keys
+    non_empty = [k for k in keys if sizes[k] > 0]
+    return non_empty or keys
 
 
 def object_lines(s3: Any, bucket: str, key: str) -> Iterator[str]:

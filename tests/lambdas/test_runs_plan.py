@@ -493,3 +493,12 @@ def test_the_deployed_config_as_the_stack_passes_it_plans_the_same(account):
     put(account, "raw/interactions.csv", interactions(3000))
     dumped = parse_config(CONFIG).model_dump(mode="json", exclude_none=True)
     assert run_plan(event(deployed=dumped))["contracts"] == run_plan(event())["contracts"]
+
+
+def test_an_empty_part_among_good_files_is_left_to_prep_which_skips_it(account):
+    """Prep skips and lists 0-byte parts (training/prep.py); the plan does not refuse them."""
+    put(account, "raw/interactions/part-0.csv", interactions(3000))
+    put(account, "raw/interactions/part-1.csv", b"")
+    config = changed(lambda c: c["data"]["interactions"].update(path="raw/interactions/"))
+    planned = run_plan(event(deployed=config))
+    assert planned["checks"]["data"]["interactions"]["files"] == 1
