@@ -7,12 +7,16 @@ of the AWS temporal-holdout notebook's metrics.py, labelled `aws_*`, which its p
 figures use.
 
 `python -m training.evaluate` scores every recommendation source it is given plus the popularity
-baseline, with and without already-seen items, and writes metrics.json (version 2: a leaderboard
+baseline, with and without already-seen items, like for like (training/candidates.py: every
+source read at its full width, seen items removed from the same C candidates before cutting to
+K, ties by score then item index), and writes metrics.json (version 2: a leaderboard
 ranked by NDCG@10, or NDCG at the largest K when 10 is not one; each entry marked whether it beats
 the popularity baseline of the same seen-handling) and report.html. With `--run-context run.json`
 (written by the workflow) the leaderboard names each Personalize batch job's solution and recipe,
 and the report lists what was not scored and what failed, with why; a run with failures is
-PARTIAL. Without it, every list is empty and the run is COMPLETE.
+PARTIAL. Without it, every list is empty and the run is COMPLETE. metrics.json and the report
+also say how the lists were cut (C, each source's width, the users whose list could not be
+refilled to K) and how much of the holdout is cold start.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training import recommendations
+from training import candidates, recommendations
 
 
 @dataclass
@@ -49,6 +53,18 @@ class Holdout:
     @cached_property
     def held(self) -> PairSet:
         return PairSet(self.n_users, self.n_items, self.holdout_user, self.holdout_item)
+
+    @cached_property
+    def cold_start(self) -> candidates.ColdStart:
+        """Held-out users and items training never saw."""
+        return candidates.cold_start(
+            self.n_users,
+            self.n_items,
+            self.train_user,
+            self.train_item,
+            self.holdout_user,
+            self.holdout_item,
+        )
 
     @cached_property
     def eval_users(self) -> np.ndarray:
@@ -97,10 +113,16 @@ def broadcast(ranking: np.ndarray, n_users: int) -> np.ndarray:
 def exclude_seen(recommendations: np.ndarray, holdout: Holdout, n: int) -> np.ndarray:
     """Drop items the user saw in training, keeping order; refill from the seen ones at the end
     when fewer than n remain (what the AWS notebook does), then keep n."""
+    return exclude_seen_counted(recommendations, holdout, n)[0]
+
+
+def exclude_seen_counted(
+    recommendations: np.ndarray, holdout: Holdout, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`exclude_seen`, and per user whether fewer than n unseen candidates were left."""
     users = np.arange(recommendations.shape[0])[:, None]
     seen = holdout.seen.contains(users, recommendations)
-    order = np.argsort(seen, axis=1, kind="stable")  # unseen first, each group in list order
-    return np.take_along_axis(recommendations, order, axis=1)[:, :n]
+    return candidates.remove_seen(recommendations, seen, n)
 
 
 def relevance(recommendations: np.ndarray, holdout: Holdout) -> np.ndarray:
@@ -158,34 +180,49 @@ def _coverage(recommendations: np.ndarray, n_items: int) -> float:
 # readers for what the workflows produce
 
 
-def read_knn_transform_output(lines: list[str] | str, n: int) -> np.ndarray:
+def read_knn_transform_output(lines: list[str] | str, n: int | None = None) -> np.ndarray:
     """KNN batch transform, `application/jsonlines; verbose=true`: one line per input record.
 
     The service documents ascending distance; with INNER_PRODUCT the best item comes last. Rank
-    explicitly by score (largest inner product first) instead of trusting the order.
+    explicitly by score (largest inner product first, ties by item index) instead of trusting
+    the order. n=None keeps every neighbour (the transform's k): the like-for-like rule needs
+    the full width.
     """
     if isinstance(lines, str):
         lines = lines.splitlines()
-    rows = [json.loads(line) for line in lines if line.strip()]
-    out = np.full((len(rows), n), -1, dtype=np.int64)
+    ranked = []
+    for line in lines:
+        if line.strip():
+            row = json.loads(line)
+            labels = np.asarray(row["labels"], dtype=np.float64).astype(np.int64)
+            ranked.append(candidates.rank_by_score(labels, row["distances"])[:n])
+    return _matrix(ranked, n)
+
+
+def _matrix(rows: list[np.ndarray | list[int]], n: int | None) -> np.ndarray:
+    """Rows of item indices as an (len(rows), n) matrix padded with -1; n=None: the widest row."""
+    width = max((len(row) for row in rows), default=0) if n is None else n
+    out = np.full((len(rows), width), -1, dtype=np.int64)
     for i, row in enumerate(rows):
-        labels = np.asarray(row["labels"], dtype=np.float64).astype(np.int64)
-        distances = np.asarray(row["distances"], dtype=np.float64)
-        best = labels[np.argsort(-distances, kind="stable")][:n]
-        out[i, : len(best)] = best
+        out[i, : len(row)] = row
     return out
 
 
 def read_personalize_batch_output(
-    lines: list[str] | str, user_index: dict[str, int], item_index: dict[str, int], n: int
+    lines: list[str] | str,
+    user_index: dict[str, int],
+    item_index: dict[str, int],
+    n: int | None = None,
 ) -> tuple[np.ndarray, int]:
     """Personalize batch inference output (JSON lines of input/output/error).
 
-    Returns the (n_users, n) matrix and how many recommended items were unknown to the
-    training catalogue (counted, not silently dropped)."""
+    Returns the (n_users, n) matrix (n=None: the widest list, the job's `num_results`) and how
+    many recommended items were unknown to the training catalogue (counted, not silently
+    dropped). With `scores` in the output, items are ranked by score then item index (the
+    leaderboard's one tie-break); without, in the order the service returned."""
     if isinstance(lines, str):
         lines = lines.splitlines()
-    out = np.full((len(user_index), n), -1, dtype=np.int64)
+    rows: list[np.ndarray | list[int]] = [[] for _ in user_index]
     unknown = 0
     for line in lines:
         if not line.strip():
@@ -196,11 +233,21 @@ def read_personalize_batch_output(
         user = user_index.get(str(row["input"]["userId"]))
         if user is None:
             continue
-        items = [item_index.get(str(i)) for i in row["output"]["recommendedItems"]]
-        known = [i for i in items if i is not None]
-        unknown += len(items) - len(known)
-        out[user, : min(n, len(known))] = known[:n]
-    return out, unknown
+        known, unknown_here = _known_ranked(row["output"], item_index)
+        unknown += unknown_here
+        rows[user] = known[:n]
+    return _matrix(rows, n), unknown
+
+
+def _known_ranked(output: dict, item_index: dict[str, int]) -> tuple[np.ndarray, int]:
+    """One user's recommended items that the catalogue knows, ranked; and how many it did not."""
+    items = [item_index.get(str(i)) for i in output["recommendedItems"]]
+    keep = [i for i, item in enumerate(items) if item is not None]
+    known = np.asarray([items[i] for i in keep], dtype=np.int64)
+    scores = output.get("scores")
+    if scores is not None and len(scores) == len(items):
+        known = candidates.rank_by_score(known, [scores[i] for i in keep])
+    return known, len(items) - len(keep)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,8 +339,11 @@ def metrics_document(
     k_values: list[int],
     sources: dict[str, Source],
     context: RunContext,
+    cut: candidates.Candidates | None = None,
+    cold: candidates.ColdStart | None = None,
 ) -> dict:
-    """metrics.json, version 2; `results` keeps the version-1 map (name -> metrics)."""
+    """metrics.json, version 2; `results` keeps the version-1 map (name -> metrics). With them,
+    `candidates` says how the lists were cut and `coldStart` what training never saw."""
     metric = ranked_by(k_values)
     # the headline baseline: the stronger one, seen items removed, whenever it was scored
     baseline = BASELINE + SEEN_REMOVED if BASELINE + SEEN_REMOVED in results else BASELINE
@@ -309,6 +359,8 @@ def metrics_document(
         "failed": context.failed,
         "solutionMetrics": context.solution_metrics,
         "results": results,
+        "candidates": cut.document() if cut is not None else None,
+        "coldStart": cold.document() if cold is not None else None,
     }
 
 
@@ -331,6 +383,8 @@ Ranked by {document["rankedBy"]}; &#10003;: beats the popularity baseline of the
 seen-handling. Grey bars: the popularity baseline. <code>aws_*</code>: the AWS temporal-holdout
 notebook's definitions (not comparable with the standard NDCG).</p>
 {_leaderboard_table(document)}
+{_candidates_section(document.get("candidates"))}
+{_cold_start_section(document.get("coldStart"))}
 {_not_scored_section(document["notScored"])}
 {_failed_section(document["failed"])}
 <h2>Every metric</h2>
@@ -361,6 +415,38 @@ def _leaderboard_table(document: dict) -> str:
         f'<th class="text">recipe</th>{head}<th class="text">beats baseline</th></tr>'
         + "".join(rows)
         + "</table>"
+    )
+
+
+def _candidates_section(cut: dict | None) -> str:
+    """How every list was cut, and the users whose list could not be refilled to K."""
+    if cut is None:
+        return ""
+    widths = ", ".join(f"{html.escape(n)} {w}" for n, w in cut["sourceWidths"].items())
+    unfilled = "".join(
+        f"<li>{html.escape(name)}: {count:,}</li>" for name, count in cut["unfilledUsers"].items()
+    )
+    return (
+        "<h2>Candidates</h2><p>Every source read at its full width "
+        f"({widths or 'popularity only'}); seen items removed from the same "
+        f"{cut['width']} candidates before the cut to {cut['cutTo']}; ties: "
+        f"{html.escape(cut['tieBreak'])}.</p><p>Users whose list could not be refilled to "
+        f"{cut['cutTo']} unseen items:</p><ul>{unfilled or '<li>none</li>'}</ul>"
+    )
+
+
+def _cold_start_section(cold: dict | None) -> str:
+    if cold is None:
+        return ""
+    return f"<h2>Cold start</h2><p>{cold_start_line(cold)}: no recommender trained on them.</p>"
+
+
+def cold_start_line(cold: dict) -> str:
+    """The holdout's cold start in one sentence."""
+    return (
+        f"{cold['users']:,} of {cold['evalUsers']:,} holdout users and {cold['items']:,} of "
+        f"{cold['holdoutItems']:,} held-out items ({cold['interactions']:,} of "
+        f"{cold['holdoutInteractions']:,} interactions) never seen in training"
     )
 
 
@@ -428,21 +514,38 @@ def _solution_metrics_section(solution_metrics: dict[str, dict]) -> str:
 
 
 def print_leaderboard(document: dict) -> None:
-    """The leaderboard in the job's log."""
+    """The leaderboard in the job's log: the standard figures and the AWS-definition ones (the
+    published temporal-holdout table's), then how lists were cut and the cold start."""
     metric = document["rankedBy"]
+    k = metric.split("@")[1]
+    shown = [f"precision@{k}", "aws_mrr", f"aws_precision@{k}", f"aws_ndcg@{k}"]
     print(f"evaluate: {document['status']}, ranked by {metric}")
     for rank, entry in enumerate(document["leaderboard"], 1):
         mark = (
             "baseline" if entry["source"] == BASELINE else "beats baseline" * entry["beatsBaseline"]
         )
-        print(
-            f"{rank:3d}  {entry['name']:48s} {entry['recipe'] or '':32s} "
-            f"{metric}={entry['metrics'].get(metric, 0.0):.4f}  {mark}"
-        )
+        values = entry["metrics"]
+        figures = "  ".join(f"{m}={values.get(m, 0.0):.4f}" for m in [metric, *shown])
+        print(f"{rank:3d}  {entry['name']:48s} {entry['recipe'] or '':32s} {figures}  {mark}")
+    _print_candidates(document.get("candidates"), document.get("coldStart"))
     for entry in document["notScored"]:
         print(f"not scored: {entry.get('solution')} ({entry.get('recipe')}): {entry.get('why')}")
     for entry in document["failed"]:
         print(f"failed: {entry.get('solution')}: {entry.get('error')}: {entry.get('cause')}")
+
+
+def _print_candidates(cut: dict | None, cold: dict | None) -> None:
+    if cut is not None:
+        widths = ", ".join(f"{n} {w}" for n, w in cut["sourceWidths"].items())
+        print(
+            f"candidates: {cut['width']} for every list ({widths or 'popularity only'}), seen "
+            f"items removed before the cut to {cut['cutTo']}; ties: {cut['tieBreak']}"
+        )
+        for name, count in cut["unfilledUsers"].items():
+            if count:
+                print(f"not refilled to {cut['cutTo']}: {name}: {count:,} users")
+    if cold is not None:
+        print(f"cold start: {cold_start_line(cold)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -486,21 +589,35 @@ def evaluate_sources(
     with_exclude_seen: bool = True,
 ) -> dict[str, dict[str, float]]:
     """Score each source and the popularity baseline, with and without already-seen items."""
+    return evaluate_like_for_like(holdout, sources, k_values, with_exclude_seen=with_exclude_seen)[
+        0
+    ]
+
+
+def evaluate_like_for_like(
+    holdout: Holdout,
+    sources: dict[str, np.ndarray],
+    k_values: list[int],
+    *,
+    with_exclude_seen: bool = True,
+) -> tuple[dict[str, dict[str, float]], candidates.Candidates]:
+    """`evaluate_sources`, and how the lists were cut. Each source at its full width; popularity
+    gets the same C candidates; seen items leave the C candidates before the cut to the largest
+    K (training/candidates.py); unfillable users are counted among the users scored."""
     n = max(k_values)
-    candidates = popularity_ranking(holdout, min(holdout.n_items, 4 * n))
-    everything = {"popularity": broadcast(candidates[:n], holdout.n_users), **sources}
+    widths = {name: candidates.list_width(recs) for name, recs in sources.items()}
+    cut = candidates.Candidates(candidates.candidate_width(widths, n), widths, n)
+    ranking = popularity_ranking(holdout, min(holdout.n_items, cut.width))
+    everything = {BASELINE: broadcast(ranking, holdout.n_users), **sources}
     results = {}
     for name, recs in everything.items():
         results[name] = score(recs[:, :n], holdout, k_values)
     if with_exclude_seen:
-        results["popularity, seen removed"] = score(
-            exclude_seen(broadcast(candidates, holdout.n_users), holdout, n), holdout, k_values
-        )
-        for name, recs in sources.items():
-            results[f"{name}, seen removed"] = score(
-                exclude_seen(recs, holdout, n), holdout, k_values
-            )
-    return results
+        for name, recs in everything.items():
+            kept, unfilled = exclude_seen_counted(recs[:, : cut.width], holdout, n)
+            results[name + SEEN_REMOVED] = score(kept, holdout, k_values)
+            cut.unfilled_users[name + SEEN_REMOVED] = int(unfilled[holdout.eval_users].sum())
+    return results, cut
 
 
 def _read_outputs(path: Path) -> str | None:
@@ -517,10 +634,11 @@ def collect_sources(
     context: RunContext,
     user_index: dict[str, int],
     item_index: dict[str, int],
-    n: int,
+    n: int | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Source], list[dict]]:
-    """Each given output read as an (n_users, n) matrix, with what produced it. A batch job of
-    the run context without output (none given, or no file) is a failure, not a row of zeros."""
+    """Each given output read as an (n_users, n) matrix (n=None: at its full width, as the
+    like-for-like rule needs), with what produced it. A batch job of the run context without
+    output (none given, or no file) is a failure, not a row of zeros."""
     lists, sources, failed = {}, {}, []
     for path in args.knn_output:
         single = len(args.knn_output) == 1
@@ -623,13 +741,13 @@ def run(args: argparse.Namespace) -> int:
     k_values = sorted(set(args.k_values or [5, 10, 25]))
     context = RunContext.read(args.run_context)
     holdout, user_index, item_index = load_holdout(args.prepared, args.interactions)
-    lists, sources, missing = collect_sources(args, context, user_index, item_index, max(k_values))
+    lists, sources, missing = collect_sources(args, context, user_index, item_index, None)
     context.failed = [*context.failed, *missing]
     scored_knn = any(source.source == "fm-knn" for source in sources.values())
     if args.recommendations_output is not None and scored_knn:
         publish_recommendations(args, user_index, item_index)
-    results = evaluate_sources(holdout, lists, k_values)
-    document = metrics_document(results, k_values, sources, context)
+    results, cut = evaluate_like_for_like(holdout, lists, k_values)
+    document = metrics_document(results, k_values, sources, context, cut, holdout.cold_start)
     write_report(document, args.output)
     print_leaderboard(document)
     return 0
