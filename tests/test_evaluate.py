@@ -372,3 +372,142 @@ def test_missing_or_short_knn_output_is_a_failed_row_and_the_rest_still_ranks(pr
     document, _ = _evaluate(folder, "--knn-output", str(short))
     [failed] = document["failed"]
     assert "did not score every user row" in failed["cause"]
+
+
+# --- the like-for-like rule (training/candidates.py) -----------------------------------------
+
+
+def _holdout(n_users, n_items, train, held):
+    """Holdout from {user: [items]} maps of training and held-out items."""
+
+    def pairs(by_user):
+        users = [u for u, items in by_user.items() for _ in items]
+        items = [i for its in by_user.values() for i in its]
+        return np.asarray(users, np.int64), np.asarray(items, np.int64)
+
+    (tu, ti), (hu, hi) = pairs(train), pairs(held)
+    return Holdout(n_users, n_items, hu, hi, tu, ti)
+
+
+def test_a_top_k_of_seen_items_is_refilled_from_the_deeper_candidates():
+    from training.evaluate import evaluate_like_for_like
+
+    # user 0 saw items 0..4, exactly the source's top 5; its held-out item 7 sits at rank 8
+    holdout = _holdout(2, 20, {0: [0, 1, 2, 3, 4], 1: [9]}, {0: [7], 1: [8]})
+    deep = np.asarray([[0, 1, 2, 3, 4, 5, 6, 7, 10, 11], [8, 0, 1, 2, 3, 4, 5, 6, 10, 11]])
+    results, cut = evaluate_like_for_like(holdout, {"deep": deep}, [5])
+    assert results["deep"]["hit@5"] == pytest.approx(0.5)  # user 0's top 5: all seen
+    removed = results["deep, seen removed"]
+    assert removed["hit@5"] == 1.0  # refilled from ranks 6..8, not cut at 5 and then filtered
+    assert removed["mrr@5"] == pytest.approx((1 / 3 + 1) / 2)
+    assert cut.unfilled_users["deep, seen removed"] == 0
+
+
+def test_sources_of_different_widths_share_one_candidate_width_and_unfillable_users_count():
+    from training.evaluate import evaluate_like_for_like
+
+    # user 0 saw items 0..5; five items in all are not seen by it: 6..9 and nothing else but 10
+    holdout = _holdout(2, 12, {0: [0, 1, 2, 3, 4, 5], 1: [11]}, {0: [6], 1: [0]})
+    narrow = np.asarray([[0, 1, 2, 3, 4, 5, -1, -1], [0, 1, 2, -1, -1, -1, -1, -1]])
+    wide = np.asarray([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]])
+    results, cut = evaluate_like_for_like(holdout, {"narrow": narrow, "wide": wide}, [3])
+    named = {name: Source(name, "fm-knn") for name in ("narrow", "wide")}
+    document = metrics_document(results, [3], named, RunContext(), cut)["candidates"]
+    assert document["width"] == 11  # the widest list any source supplied
+    assert document["sourceWidths"] == {"narrow": 6, "wide": 11}
+    assert document["cutTo"] == 3
+    assert "item index" in document["tieBreak"]
+    # narrow: user 0 has no unseen candidate, user 1 only 3 (enough); wide refills both;
+    # popularity got the same 11 candidates, so it refills user 0 too
+    assert document["unfilledUsers"] == {
+        "popularity, seen removed": 0,
+        "narrow, seen removed": 1,
+        "wide, seen removed": 0,
+    }
+    assert results["wide, seen removed"]["hit@3"] == pytest.approx(1.0)
+
+
+def test_popularity_gets_exactly_the_candidate_width():
+    from training.evaluate import evaluate_like_for_like
+
+    # user 0 saw the 4 most popular items; with 4 candidates (the source's width) popularity
+    # cannot refill it, as the source cannot
+    holdout = _holdout(
+        3, 10, {0: [0, 1, 2, 3], 1: [0, 1, 2, 3, 4], 2: [0, 4]}, {0: [4], 1: [5], 2: [3]}
+    )
+    source = np.tile(np.arange(4), (3, 1))
+    _, cut = evaluate_like_for_like(holdout, {"four": source}, [2])
+    assert cut.width == 4
+    assert cut.unfilled_users["popularity, seen removed"] == 2  # users 0 and 1 saw all four
+    assert cut.unfilled_users["four, seen removed"] == 2
+    _, alone = evaluate_like_for_like(holdout, {}, [2])
+    assert alone.width == 8  # popularity alone: 4 x the largest K, as the AWS notebook's 100
+
+
+def test_cold_start_users_and_items_are_counted():
+    holdout = _holdout(4, 6, {0: [0, 1], 1: [1, 2]}, {0: [3], 1: [0, 5], 2: [1], 3: [5]})
+    assert holdout.cold_start.document() == {
+        "users": 2,  # users 2 and 3 have no training interaction
+        "items": 2,  # items 3 and 5 were never trained on
+        "interactions": 3,
+        "evalUsers": 4,
+        "holdoutItems": 4,
+        "holdoutInteractions": 5,
+    }
+
+
+def test_ties_are_broken_by_score_then_item_index_whatever_the_file_order():
+    lines = [
+        {"labels": [9.0, 3.0, 5.0, 1.0], "distances": [0.5, 0.5, 0.9, 0.5]},
+        {"labels": [1.0, 5.0, 3.0, 9.0], "distances": [0.5, 0.9, 0.5, 0.5]},
+    ]
+    recs = read_knn_transform_output("\n".join(json.dumps(line) for line in lines))
+    np.testing.assert_array_equal(recs, [[5, 1, 3, 9], [5, 1, 3, 9]])
+    row = {"recommendedItems": ["d", "b", "c", "a"], "scores": [0.2, 0.2, 0.7, 0.2]}
+    line = json.dumps({"input": {"userId": "u"}, "output": row, "error": None})
+    recs, _ = read_personalize_batch_output(line, {"u": 0}, {"a": 0, "b": 1, "c": 2, "d": 3})
+    np.testing.assert_array_equal(recs, [[2, 0, 1, 3]])
+
+
+def test_sources_are_read_at_their_full_width():
+    line = json.dumps({"labels": list(map(float, range(40))), "distances": [1.0] * 40})
+    assert read_knn_transform_output(line).shape == (1, 40)
+    items = {str(i): i for i in range(30)}
+    row = {"input": {"userId": "u"}, "output": {"recommendedItems": list(items)}, "error": None}
+    recs, _ = read_personalize_batch_output(json.dumps(row), {"u": 0, "v": 1}, items)
+    assert recs.shape == (2, 30)
+    assert (recs[1] == -1).all()  # a user without output: an empty list, counted as unfilled
+
+
+def test_the_same_ranking_scores_the_same_from_any_source(prepared, capsys):
+    """A KNN output that lists the popularity ranking (30 neighbours) ties popularity exactly,
+    seen items removed: both are cut from the same 30 candidates, not the KNN at the largest K."""
+    folder, _ = prepared
+    train = pd.read_csv(folder / "import" / "interactions.csv", dtype=str)
+    items = pd.read_csv(folder / "prepared" / "maps" / "items.csv", dtype={"ITEM_ID": str})
+    index = items.set_index("ITEM_ID")["index"]
+    counts = train["ITEM_ID"].map(index).value_counts().reindex(items["index"], fill_value=0)
+    ranking = sorted(items["index"], key=lambda i: (-counts[i], i))[:30]
+    scores = [float(30 - rank) for rank in range(30)]  # distinct: no tie to break
+    line = json.dumps({"labels": [float(i) for i in ranking], "distances": scores})
+    users = pd.read_csv(folder / "prepared" / "maps" / "users.csv")
+    knn = folder / "knn-popularity"
+    knn.mkdir(exist_ok=True)
+    (knn / "users.out").write_text("\n".join([line] * len(users)) + "\n")
+    document, page = _evaluate(folder, "--knn-output", str(knn))
+    results = document["results"]
+    assert results["fm-knn, seen removed"] == results["popularity, seen removed"]
+    cut = document["candidates"]
+    assert (cut["width"], cut["sourceWidths"], cut["cutTo"]) == (30, {"fm-knn": 30}, 10)
+    unfilled = cut["unfilledUsers"]
+    assert unfilled["fm-knn, seen removed"] == unfilled["popularity, seen removed"]
+    cold = document["coldStart"]
+    assert cold["evalUsers"] == results["popularity"]["users"]
+    assert 0 <= cold["users"] <= cold["evalUsers"]
+    assert "<h2>Candidates</h2>" in page
+    assert "<h2>Cold start</h2>" in page
+    out = capsys.readouterr().out
+    for figure in ("ndcg@10=", "precision@10=", "aws_mrr=", "aws_precision@10=", "aws_ndcg@10="):
+        assert figure in out
+    assert "candidates: 30 for every list (fm-knn 30)" in out
+    assert "cold start: " in out
