@@ -2,7 +2,7 @@
 
 Recommendations are an (n_users, N) matrix of item indices (-1 pads a short list). Relevance is
 one `np.isin` over (user, item) keys; every metric is then a weighted row sum. Two sets of
-definitions are reported side by side (see shared notes/metrics.md): the standard ones, and those
+definitions are reported side by side (the functions below define each): the standard ones, and those
 of the AWS temporal-holdout notebook's metrics.py, labelled `aws_*`, which its published
 figures use.
 
