@@ -27,6 +27,7 @@ from recops.cli import app
 from tests.conftest import DEMO_CONFIG, REPO
 from tests.localaws.sagemaker_jobs import processing, settle
 from tests.test_localaws_personalize import ROLE, SCHEMA, _synthetic_csv, active
+from tests.workflows.definitions import rendered
 
 STACK = "recops-cli"
 DATA_BUCKET = f"{STACK}-data"
@@ -1095,18 +1096,8 @@ def test_the_synthesized_machines_carry_what_the_cli_reads(demo_assembly, demo_c
     deployed = demo_config.model_dump(mode="json", exclude_none=True)
     for key in runs.MACHINES.values():
         logical = outputs[key]["Value"]["Ref"]
-        definition = _rendered(template["Resources"][logical]["Properties"]["DefinitionString"])
+        definition = rendered(template["Resources"][logical]["Properties"]["DefinitionString"])
         assert runs.config_in(json.loads(definition)) == deployed, key
-
-
-def _rendered(value) -> str:
-    """A DefinitionString with its references (ARNs, names) replaced by a placeholder."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return separator.join(_rendered(part) for part in parts)
-    return "REF"
 
 
 def test_a_child_execution_is_named_for_its_parents_run():

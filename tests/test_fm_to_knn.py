@@ -55,7 +55,8 @@ def test_mismatches_fail_loudly():
         knn_matrices(params, 10, 10)
 
 
-def test_job_writes_knn_channels(tmp_path):
+def _job_inputs(tmp_path) -> list[str]:
+    """A model artifact and prep's manifest on disk: the job's --model and --prepared."""
     v, w, w0 = _synthetic()
     (tmp_path / "model.tar.gz").write_bytes(fm_artifact(v, w, w0))
     prepared = tmp_path / "prepared"
@@ -63,20 +64,13 @@ def test_job_writes_knn_channels(tmp_path):
     (prepared / "manifest.json").write_text(
         json.dumps({"users": N_USERS, "items": N_ITEMS, "fm": {"feature_dim": N_USERS + N_ITEMS}})
     )
+    return ["--model", str(tmp_path / "model.tar.gz"), "--prepared", str(prepared)]
+
+
+def test_job_writes_knn_channels(tmp_path):
+    args = _job_inputs(tmp_path)
     out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "--model",
-                str(tmp_path / "model.tar.gz"),
-                "--prepared",
-                str(prepared),
-                "--output",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert main([*args, "--output", str(out)]) == 0
     items, labels = recordio.read_dense(out / "knn" / "train" / "items-00000.recordio")
     assert items.shape == (N_ITEMS, FACTORS + 1)
     np.testing.assert_array_equal(labels, np.arange(N_ITEMS, dtype=np.float32))
@@ -86,15 +80,8 @@ def test_job_writes_knn_channels(tmp_path):
 
 
 def test_user_queries_are_split_for_every_transform_instance(tmp_path):
-    v, w, w0 = _synthetic()
-    (tmp_path / "model.tar.gz").write_bytes(fm_artifact(v, w, w0))
-    prepared = tmp_path / "prepared"
-    prepared.mkdir()
-    (prepared / "manifest.json").write_text(
-        json.dumps({"users": N_USERS, "items": N_ITEMS, "fm": {"feature_dim": N_USERS + N_ITEMS}})
-    )
+    args = _job_inputs(tmp_path)
     out = tmp_path / "out"
-    args = ["--model", str(tmp_path / "model.tar.gz"), "--prepared", str(prepared)]
     assert main([*args, "--output", str(out), "--user-shards", "3"]) == 0
     shards = sorted((out / "knn" / "users").glob("users-*.recordio"))
     assert len(shards) == 3

@@ -20,7 +20,6 @@ from infra import layout
 from infra.workflows import run_states
 from infra.workflows.algorithms import SAGEMAKER, Jobs, channel, hyperparameters
 from infra.workflows.core import RUN_SUFFIX, jsonata
-from infra.workflows.outcome import notify
 from infra.workflows.run import Resources, RunWorkflow
 from infra.workflows.run_states import IN, OUT
 from recops import names
@@ -208,13 +207,7 @@ class FmKnnWorkflow(RunWorkflow):
 
     def _notify(self) -> sfn.IChainable:
         stack = self.config.prefix
-        leaders = (
-            "$join($map($report.leaderboard[[0..9]], function($r, $i) {$string($i + 1) & '. ' & "
-            "$r.name & '  ' & $report.rankedBy & '=' & ($type($lookup($r.metrics, "
-            "$report.rankedBy)) = 'number' ? $formatNumber($lookup($r.metrics, "
-            "$report.rankedBy), '0.0000') : 'n/a') & ($r.beatsBaseline ? '' : '  (does not "
-            "beat the baseline)')}), '\\n')"
-        )
+        leaders = run_states.LEADERBOARD_LINES
         message = (
             f"'recops {stack}: FM → KNN run ' & $run.runId & ' ' & $report.status & "
             "'.\\n\\nLeaderboard (' & "
@@ -228,16 +221,12 @@ class FmKnnWorkflow(RunWorkflow):
             "$report.status, 'report': $paths.report, 'recommendations': $paths.recommendations, "
             "'execution': $states.context.Execution.Id}"
         )
-        publish, event = notify(
+        told = run_states.finished_notice(
             self,
-            "Finished",
-            topic=self.uses.topic,
             subject=f"'recops {stack} FM → KNN run ' & $run.runId & ': ' & $report.status",
             message=message,
             detail=detail,
         )
-        self.guard.protect(publish, "Finished: notify")
-        self.guard.protect(event, "Finished: event")
         done = sfn.Succeed.jsonata(
             self,
             "Run complete",
@@ -256,4 +245,4 @@ class FmKnnWorkflow(RunWorkflow):
         check = sfn.Choice.jsonata(self, "Scored?")
         check.when(sfn.Condition.jsonata(jsonata("$report.status = 'COMPLETE'")), done)
         check.otherwise(partial)
-        return sfn.Chain.start(publish).next(event).next(check)
+        return told.next(check)

@@ -9,7 +9,6 @@ from aws_cdk import aws_stepfunctions as sfn
 
 from infra.workflows import run_states
 from infra.workflows.core import LONG, Guard, bounded_poll, jsonata
-from infra.workflows.outcome import notify
 from infra.workflows.run import execution_arns
 from recops import prices
 
@@ -95,13 +94,7 @@ def finish_states(self: PersonalizeWorkflow) -> sfn.IChainable:
         "[{'solution': 'fm-knn', 'failed': $fmFailed}] : [])"
     )
     status = f"($count({failed}) > 0 ? 'PARTIAL' : 'COMPLETE')"
-    leaders = (
-        "$join($map($report.leaderboard[[0..9]], function($r, $i) {$string($i + 1) & '. ' & "
-        "$r.name & '  ' & $report.rankedBy & '=' & ($type($lookup($r.metrics, "
-        "$report.rankedBy)) = 'number' ? $formatNumber($lookup($r.metrics, "
-        "$report.rankedBy), '0.0000') : 'n/a') & ($r.beatsBaseline ? '' : '  (does not beat the "
-        "baseline)')}), '\\n')"
-    )
+    leaders = run_states.LEADERBOARD_LINES
     failures = (
         f"$join({failed}.('- ' & solution & ': ' & failed.error & ': ' & "
         "$string(failed.cause)), '\\n')"
@@ -130,16 +123,12 @@ def finish_states(self: PersonalizeWorkflow) -> sfn.IChainable:
         f"$paths.report, 'failed': [{failed}.{{'solution': solution, 'error': failed.error, "
         "'cause': $string(failed.cause)}], 'execution': $states.context.Execution.Id}"
     )
-    publish, event = notify(
+    told = run_states.finished_notice(
         self,
-        "Finished",
-        topic=self.uses.topic,
         subject=f"'recops {stack} run ' & $run.runId & ': ' & {status}",
         message=message,
         detail=detail,
     )
-    self.guard.protect(publish, "Finished: notify")
-    self.guard.protect(event, "Finished: event")
     partial = sfn.Fail.jsonata(
         self,
         "Some recipes failed",
@@ -157,4 +146,4 @@ def finish_states(self: PersonalizeWorkflow) -> sfn.IChainable:
     check = sfn.Choice.jsonata(self, "All recipes trained?")
     check.when(sfn.Condition.jsonata(jsonata(f"$count({failed}) > 0")), partial)
     check.otherwise(done)
-    return sfn.Chain.start(publish).next(event).next(check)
+    return told.next(check)

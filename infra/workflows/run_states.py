@@ -12,11 +12,20 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from infra import layout
 from infra.workflows import jobs
 from infra.workflows.core import Expr, jsonata, render
+from infra.workflows.outcome import notify
 
 if TYPE_CHECKING:
     from infra.workflows.run import RunWorkflow
 
 IN, OUT = "/opt/ml/processing/input", "/opt/ml/processing/output"
+# The top 10 of `$report`, one line each, as a notification shows them.
+LEADERBOARD_LINES = (
+    "$join($map($report.leaderboard[[0..9]], function($r, $i) {$string($i + 1) & '. ' & "
+    "$r.name & '  ' & $report.rankedBy & '=' & ($type($lookup($r.metrics, "
+    "$report.rankedBy)) = 'number' ? $formatNumber($lookup($r.metrics, "
+    "$report.rankedBy), '0.0000') : 'n/a') & ($r.beatsBaseline ? '' : '  (does not beat the "
+    "baseline)')}), '\\n')"
+)
 
 
 def plan_state(self: RunWorkflow) -> sfn.Chain:
@@ -67,6 +76,16 @@ def run_paths(self: RunWorkflow) -> str:
         f"'reportKey': '{a.reports}' & {run} & '/metrics.json'"
         "}"
     )
+
+
+def finished_notice(self: RunWorkflow, *, subject: str, message: str, detail: str) -> sfn.Chain:
+    """The run's end told to subscribers (SNS) and automation (EventBridge), each guarded."""
+    publish, event = notify(
+        self, "Finished", topic=self.uses.topic, subject=subject, message=message, detail=detail
+    )
+    self.guard.protect(publish, "Finished: notify")
+    self.guard.protect(event, "Finished: event")
+    return sfn.Chain.start(publish).next(event)
 
 
 def put_run_file(self: RunWorkflow, name: str, key: str, body: str) -> tasks.CallAwsService:

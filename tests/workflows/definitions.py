@@ -7,6 +7,20 @@ import json
 from collections.abc import Iterator
 
 
+def rendered(part, placeholder: str | None = None) -> str:
+    """A CloudFormation string value as text: `Fn::Join`s joined, every other intrinsic shown as
+    `<Ref:...>`-style text, or as `placeholder` when given (e.g. one without colons, for a value
+    read as an ARN)."""
+    if isinstance(part, str):
+        return part
+    if isinstance(part, dict) and "Fn::Join" in part:
+        separator, parts = part["Fn::Join"]
+        return separator.join(rendered(p, placeholder) for p in parts)
+    if placeholder is not None or not isinstance(part, dict):
+        return placeholder or str(part)
+    return _text(part)
+
+
 def _text(part) -> str:
     if isinstance(part, str):
         return part
@@ -39,3 +53,15 @@ def states(definition: dict) -> Iterator[tuple[str, dict]]:
             yield from states(state["ItemProcessor"])
         for branch in state.get("Branches", []):
             yield from states(branch)
+
+
+def jsonata_expressions(value) -> Iterator[str]:
+    """Every JSONata expression (`{% ... %}`) anywhere in a definition."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from jsonata_expressions(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from jsonata_expressions(item)
+    elif isinstance(value, str) and value.startswith("{%") and value.endswith("%}"):
+        yield value[2:-2].strip()

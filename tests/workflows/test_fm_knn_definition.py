@@ -9,7 +9,7 @@ import json
 import jsonata
 import pytest
 
-from tests.workflows.definitions import machines, states
+from tests.workflows.definitions import jsonata_expressions, machines, states
 from tests.workflows.test_personalize_definition import FAILURE_PATH, THROTTLING
 from tests.workflows.test_workflow_iam import as_list, policies
 
@@ -165,21 +165,10 @@ def test_every_task_retries_throttling_and_catches_everything(by_name):
 
 
 def test_every_jsonata_expression_parses(definition):
-    found = [e[2:-2].strip() for e in _strings(definition)]
+    found = list(jsonata_expressions(definition))
     assert len(found) > 40
     for expression in found:
         jsonata.Jsonata(expression)
-
-
-def _strings(value):
-    if isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-    elif isinstance(value, str) and value.startswith("{%") and value.endswith("%}"):
-        yield value
 
 
 def test_the_role_may_run_only_this_stacks_jobs(demo_assembly):

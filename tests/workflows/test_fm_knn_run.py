@@ -13,10 +13,9 @@ import json
 
 import pytest
 
-from bench.datasets import movielens_path
 from localaws.sagemaker import FAULTS
 from tests.conftest import REPO
-from tests.workflows.test_personalize_run import SLICE_ROWS, Deployed
+from tests.workflows.test_personalize_run import Deployed, deployed_with_slice
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 EPOCHS = 5  # a few epochs on the slice: the run stays quick, FM still beats popularity
@@ -46,17 +45,8 @@ class FmDeployed(Deployed):
 
 @pytest.fixture(scope="module")
 def deployed(demo_assembly):
-    from localaws import LocalAccount
-
-    lines = movielens_path("ml-100k").read_text().splitlines()
-    with LocalAccount() as account:
-        outputs = account.deploy(demo_assembly.outdir, demo_assembly.stack_name)
-        account.client("s3").put_object(
-            Bucket=outputs["DataBucketName"],
-            Key="raw/ml-100k/ml-100k.inter",
-            Body="\n".join(lines[: SLICE_ROWS + 1]) + "\n",
-        )
-        yield FmDeployed(account, outputs)
+    with deployed_with_slice(demo_assembly, FmDeployed) as deployment:
+        yield deployment
 
 
 @pytest.fixture(scope="module")

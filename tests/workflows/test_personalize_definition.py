@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.workflows.definitions import machines, states
+from tests.workflows.definitions import jsonata_expressions, machines, states
 
 # Tasks on the failure path retry anything briefly and then end the run: they may not loop
 # into the failure path that they are part of.
@@ -169,17 +169,7 @@ def test_every_jsonata_expression_parses(definition):
     rather than at the end of a long run."""
     import jsonata
 
-    def expressions(value):
-        if isinstance(value, dict):
-            for item in value.values():
-                yield from expressions(item)
-        elif isinstance(value, list):
-            for item in value:
-                yield from expressions(item)
-        elif isinstance(value, str) and value.startswith("{%") and value.endswith("%}"):
-            yield value[2:-2].strip()
-
-    found = list(expressions(definition))
+    found = list(jsonata_expressions(definition))
     assert len(found) > 200
     for expression in found:
         jsonata.Jsonata(expression)  # raises on a syntax error

@@ -7,8 +7,10 @@ One deployment serves the module; each test starts its own execution.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -91,17 +93,24 @@ class Deployed:
         return found
 
 
-@pytest.fixture(scope="module")
-def deployed(demo_assembly):
+@contextlib.contextmanager
+def deployed_with_slice(assembly, kind: type[Deployed] = Deployed) -> Iterator[Deployed]:
+    """The synthesized stack on a new local account, the MovieLens slice uploaded."""
     lines = movielens_path("ml-100k").read_text().splitlines()
     with LocalAccount() as account:
-        outputs = account.deploy(demo_assembly.outdir, demo_assembly.stack_name)
+        outputs = account.deploy(assembly.outdir, assembly.stack_name)
         account.client("s3").put_object(
             Bucket=outputs["DataBucketName"],
             Key="raw/ml-100k/ml-100k.inter",
             Body="\n".join(lines[: SLICE_ROWS + 1]) + "\n",
         )
-        yield Deployed(account, outputs)
+        yield kind(account, outputs)
+
+
+@pytest.fixture(scope="module")
+def deployed(demo_assembly):
+    with deployed_with_slice(demo_assembly) as deployment:
+        yield deployment
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import json
 import re
 
 from recops import names
+from tests.workflows.definitions import rendered
 
 # action -> why "*" is the only resource the API accepts
 STAR_ONLY = {
@@ -82,16 +83,6 @@ def test_the_sagemaker_role_may_list_and_read_the_training_code_only(demo_assemb
     assert prefix.endswith(".zip")
 
 
-def _text(value) -> str:
-    """A policy value as one string, with every intrinsic reduced to `<...>`."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return separator.join(_text(part) for part in parts)
-    return "<...>"
-
-
 SAGEMAKER_NAMED = re.compile(
     r":sagemaker:[^:]*:[^:]*:(processing-job|training-job|transform-job|model)/(.*)"
 )
@@ -118,14 +109,14 @@ def test_sagemaker_names_granted_are_this_stacks_and_no_longer_prefixs(demo_asse
     ]
     granted = _sagemaker_names(
         [
-            _text(r)
+            rendered(r, "<...>")
             for _, statement in policies(demo_assembly.template)
             for r in as_list(statement["Resource"])
         ]
     )
     trusted = _sagemaker_names(
         [
-            _text(arn)
+            rendered(arn, "<...>")
             for role in roles
             for statement in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
             for arn in as_list(
